@@ -1,0 +1,191 @@
+//! The one command layer: typed requests, their responses, and the dispatcher.
+//!
+//! Owns [`Command`] (what a client may ask), its parsing from a method name plus JSON params,
+//! and [`Controller::execute`], which turns a command into calls on the daemon's parts. The IPC
+//! socket and the HTTP routes (and later the WebSocket) hand requests here, so each command is
+//! written once and behaves the same on every transport.
+//!
+//! May touch: the public handles of the other parts. It is, with `daemon`, the only module that
+//! imports several siblings.
+//!
+//! # Examples
+//!
+//! ```
+//! use robin::control::{Command, Controller};
+//! use serde_json::json;
+//!
+//! let controller = Controller::for_tests();
+//! let command = Command::parse("ping", None).unwrap();
+//! let result = futures_lite::future::block_on(controller.execute(command)).unwrap();
+//! assert_eq!(result, json!(true));
+//!
+//! let err = Command::parse("pnig", None).unwrap_err();
+//! assert_eq!(err.to_string(), "unknown method 'pnig' (known: ping, status)");
+//! ```
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+
+use crate::config::{Feature, Features};
+
+/// `Result` with this part's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The methods a client can call, in the order `unknown method` lists them.
+pub const METHODS: [&str; 2] = ["ping", "status"];
+
+/// A request that failed. The message is meant for the person or script that sent it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No command has that name.
+    #[error("unknown method '{0}' (known: {known})", known = METHODS.join(", "))]
+    UnknownMethod(String),
+    /// The params do not fit the command.
+    #[error("invalid params for '{method}': {reason}")]
+    InvalidParams {
+        /// The method called.
+        method: String,
+        /// What is wrong with the params.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// A stable numeric code for the IPC protocol (JSON-RPC's numbering where one exists).
+    pub fn code(&self) -> i64 {
+        match self {
+            Error::UnknownMethod(_) => -32601,
+            Error::InvalidParams { .. } => -32602,
+        }
+    }
+
+    /// The HTTP status for this error.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::UnknownMethod(_) => 404,
+            Error::InvalidParams { .. } => 400,
+        }
+    }
+}
+
+/// Something a client asks the daemon to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command {
+    /// Liveness check; answers `true`.
+    Ping,
+    /// Version, uptime, pid, endpoints and feature flags.
+    Status,
+}
+
+impl Command {
+    /// Parses a method name and its params (`None` or `{}` for commands that take none).
+    pub fn parse(method: &str, params: Option<&Value>) -> Result<Command> {
+        let command = match method {
+            "ping" => Command::Ping,
+            "status" => Command::Status,
+            other => return Err(Error::UnknownMethod(other.to_string())),
+        };
+        no_params(method, params)?;
+        Ok(command)
+    }
+}
+
+fn no_params(method: &str, params: Option<&Value>) -> Result<()> {
+    match params {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Object(map)) if map.is_empty() => Ok(()),
+        Some(_) => Err(Error::InvalidParams { method: method.to_string(), reason: "takes no params".into() }),
+    }
+}
+
+/// Where the daemon can be reached, filled in once the listeners are bound.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    /// The HTTP/WebSocket listener.
+    pub http: Option<SocketAddr>,
+    /// The control socket.
+    pub ipc: Option<PathBuf>,
+}
+
+/// Executes commands against the daemon's parts. Lives on the loop thread.
+#[derive(Debug)]
+pub struct Controller {
+    /// When the daemon started, for `uptime`.
+    started: Instant,
+    /// The feature flags in force.
+    features: Features,
+    /// Where the daemon listens.
+    endpoints: RefCell<Endpoints>,
+}
+
+impl Controller {
+    /// A controller for a daemon with these feature flags.
+    pub fn new(features: Features) -> Controller {
+        Controller { started: Instant::now(), features, endpoints: RefCell::default() }
+    }
+
+    /// A controller with every feature at its default, for tests and examples.
+    pub fn for_tests() -> Controller {
+        Controller::new(Features::defaults())
+    }
+
+    /// Records where the daemon listens (reported by `status`).
+    pub fn set_endpoints(&self, endpoints: Endpoints) {
+        *self.endpoints.borrow_mut() = endpoints;
+    }
+
+    /// Whether the `/api/1/` routes are on.
+    pub fn http_api_enabled(&self) -> bool {
+        self.features.enabled(Feature::HttpApi)
+    }
+
+    /// Runs one command.
+    pub async fn execute(&self, command: Command) -> Result<Value> {
+        match command {
+            Command::Ping => Ok(Value::Bool(true)),
+            Command::Status => Ok(self.status()),
+        }
+    }
+
+    fn status(&self) -> Value {
+        let endpoints = self.endpoints.borrow();
+        let features: Map<String, Value> =
+            self.features.iter().map(|(f, s)| (f.name().to_string(), Value::Bool(s.value))).collect();
+        json!({
+            "version": crate::VERSION,
+            "pid": std::process::id(),
+            "uptime_secs": self.started.elapsed().as_secs(),
+            "http": endpoints.http.map(|a| a.to_string()),
+            "ipc": endpoints.ipc.as_ref().map(|p| p.display().to_string()),
+            "features": features,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_are_checked() {
+        assert_eq!(Command::parse("status", Some(&json!({}))).unwrap(), Command::Status);
+        let err = Command::parse("ping", Some(&json!([1]))).unwrap_err();
+        assert_eq!(err.to_string(), "invalid params for 'ping': takes no params");
+        assert_eq!(err.code(), -32602);
+    }
+
+    #[test]
+    fn status_reports_features_and_endpoints() {
+        let controller = Controller::for_tests();
+        controller.set_endpoints(Endpoints { http: Some("127.0.0.1:1".parse().unwrap()), ipc: None });
+        let status = futures_lite::future::block_on(controller.execute(Command::Status)).unwrap();
+        assert_eq!(status["http"], "127.0.0.1:1");
+        assert_eq!(status["features"]["websockets"], true);
+        assert_eq!(status["version"], crate::VERSION);
+    }
+}

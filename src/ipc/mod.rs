@@ -1,0 +1,340 @@
+//! The local control socket: a Unix stream socket speaking newline-delimited JSON.
+//!
+//! Owns the listener, the socket file (removed when [`SocketFile`] drops), the wire protocol
+//! and one handler per client. Every request is handed to [`control`](crate::control).
+//!
+//! May touch: [`control`](crate::control) only.
+//!
+//! # Wire format
+//!
+//! One JSON object per line, in both directions, at most [`MAX_LINE_BYTES`] per line:
+//!
+//! ```text
+//! client → {"id": 1, "method": "ping", "params": {}}\n
+//! daemon ← {"id": 1, "result": true}\n
+//! client → {"id": 2, "method": "nope"}\n
+//! daemon ← {"id": 2, "error": {"code": -32601, "message": "unknown method 'nope' (known: ping, status)"}}\n
+//! client → not json\n
+//! daemon ← {"id": null, "error": {"code": -32700, "message": "malformed JSON: expected ident at line 1 column 2"}}\n
+//! ```
+//!
+//! `id` is echoed back as given (any JSON value, `null` when absent). Error codes follow
+//! JSON-RPC: -32700 malformed JSON, -32600 not a request object, -32601 unknown method,
+//! -32602 invalid params. A line longer than the limit gets a -32600 answer and the
+//! connection is closed, since the rest of that line cannot be framed.
+//!
+//! # Security
+//!
+//! The socket is created in a directory of mode 0700 and then set to 0600, so no other user
+//! can reach it between `bind` and `chmod`. Each client's credentials are read with
+//! `SO_PEERCRED`: only the daemon's own uid and root are served.
+use std::cell::Cell;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use async_executor::LocalExecutor;
+use async_io::{Async, Timer};
+use futures_lite::io::BufReader;
+use futures_lite::{AsyncBufReadExt, AsyncWriteExt};
+use serde_json::{Value, json};
+
+use crate::control::{Command, Controller};
+
+/// Longest request line accepted.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Most simultaneous clients; later ones are told so and closed.
+pub const MAX_CONNECTIONS: usize = 64;
+/// The longest path a Unix socket address can hold on Linux (`sun_path` less its NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// JSON-RPC code: the line is not JSON.
+pub const CODE_PARSE_ERROR: i64 = -32700;
+/// JSON-RPC code: JSON, but not a request object.
+pub const CODE_INVALID_REQUEST: i64 = -32600;
+
+/// `Result` with this part's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why the control socket could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The path does not fit in a socket address.
+    #[error("socket path {} is longer than {MAX_SOCKET_PATH} bytes; choose a shorter --runtime-dir", .0.display())]
+    PathTooLong(PathBuf),
+    /// A live daemon answers on the socket already.
+    #[error("socket {} is in use by another running daemon", .0.display())]
+    InUse(PathBuf),
+    /// Creating the directory, removing a stale socket or binding failed.
+    #[error("cannot create control socket {}", .path.display())]
+    Bind {
+        /// The socket path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The socket file; dropping it removes the file.
+#[derive(Debug)]
+pub struct SocketFile {
+    /// Where the socket lives.
+    path: PathBuf,
+}
+
+impl SocketFile {
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        // Runs after the loop has stopped (the daemon drops it last), so the unlink is no
+        // blocking call on the loop thread.
+        crate::runtime::assert_off_loop("removing the control socket");
+        if let Err(err) = std::fs::remove_file(&self.path) {
+            log::warn!("cannot remove control socket {}: {err}", self.path.display());
+        }
+    }
+}
+
+/// Binds the control socket at `path`, replacing a stale socket but never a live one.
+///
+/// Call before the loop starts: it creates directories and probes the old socket.
+pub fn bind(path: &Path) -> Result<(UnixListener, SocketFile)> {
+    let bind_err = |source| Error::Bind { path: path.to_path_buf(), source };
+    if path.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(Error::PathTooLong(path.to_path_buf()));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(bind_err)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(bind_err)?;
+    }
+    if path.exists() {
+        match UnixStream::connect(path) {
+            Ok(_) => return Err(Error::InUse(path.to_path_buf())),
+            Err(_) => {
+                log::info!("replacing stale control socket {}", path.display());
+                std::fs::remove_file(path).map_err(bind_err)?;
+            }
+        }
+    }
+    let listener = UnixListener::bind(path).map_err(bind_err)?;
+    let file = SocketFile { path: path.to_path_buf() };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
+    Ok((listener, file))
+}
+
+/// Serves the control protocol on a bound listener.
+#[derive(Debug)]
+pub struct Server {
+    /// The listening socket.
+    listener: Async<UnixListener>,
+    /// Where requests go.
+    controller: Rc<Controller>,
+    /// Clients connected now.
+    open: Rc<Cell<usize>>,
+}
+
+impl Server {
+    /// Wraps a bound (or socket-activated) listener.
+    pub fn new(listener: UnixListener, controller: Rc<Controller>) -> io::Result<Server> {
+        Ok(Server { listener: Async::new(listener)?, controller, open: Rc::default() })
+    }
+
+    /// The socket's path (for an activated socket, wherever the service manager put it).
+    pub fn path(&self) -> Option<PathBuf> {
+        self.listener.get_ref().local_addr().ok()?.as_pathname().map(Path::to_path_buf)
+    }
+
+    /// Accepts and serves clients until the returned future is dropped, which closes them all.
+    pub async fn serve(self) {
+        let clients = LocalExecutor::new();
+        clients
+            .run(async {
+                loop {
+                    match self.listener.accept().await {
+                        Ok((stream, _)) => {
+                            let client = serve_client(stream, self.controller.clone(), self.open.clone());
+                            // Detached on purpose: `clients` is owned by this future, so
+                            // dropping the server cancels every client with it.
+                            clients.spawn(client).detach();
+                        }
+                        Err(err) => {
+                            log::warn!("ipc: accept failed: {err}");
+                            Timer::after(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            })
+            .await
+    }
+}
+
+async fn serve_client(stream: Async<UnixStream>, controller: Rc<Controller>, open: Rc<Cell<usize>>) {
+    open.set(open.get() + 1);
+    let _count = scopeguard(open.clone());
+    let mut writer = &stream;
+    if open.get() > MAX_CONNECTIONS {
+        let _ = writer.write_all(&error_line(&Value::Null, CODE_INVALID_REQUEST, "too many clients")).await;
+        return;
+    }
+    if let Err(reason) = check_peer(stream.get_ref()) {
+        log::warn!("ipc: refused client: {reason}");
+        let _ = writer.write_all(&error_line(&Value::Null, CODE_INVALID_REQUEST, &reason)).await;
+        return;
+    }
+    let mut reader = BufReader::new(&stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let reply = match read_line(&mut reader, &mut line, MAX_LINE_BYTES).await {
+            Ok(LineRead::Line) if line.iter().all(u8::is_ascii_whitespace) => continue,
+            Ok(LineRead::Line) => handle_line(&line, &controller).await,
+            Ok(LineRead::TooLong) => {
+                let message = format!("request line longer than {MAX_LINE_BYTES} bytes");
+                let _ = writer.write_all(&error_line(&Value::Null, CODE_INVALID_REQUEST, &message)).await;
+                return;
+            }
+            Ok(LineRead::Eof) | Err(_) => return,
+        };
+        if writer.write_all(&reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Answers one request line with one response line.
+pub async fn handle_line(line: &[u8], controller: &Controller) -> Vec<u8> {
+    let request: Value = match serde_json::from_slice(line) {
+        Ok(value) => value,
+        Err(err) => return error_line(&Value::Null, CODE_PARSE_ERROR, &format!("malformed JSON: {err}")),
+    };
+    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    let Some(method) = request.get("method").and_then(Value::as_str) else {
+        let message = r#"invalid request: expected {"id": .., "method": "..", "params": {..}}"#;
+        return error_line(&id, CODE_INVALID_REQUEST, message);
+    };
+    let outcome = match Command::parse(method, request.get("params")) {
+        Ok(command) => controller.execute(command).await,
+        Err(err) => Err(err),
+    };
+    match outcome {
+        Ok(result) => to_line(&json!({ "id": id, "result": result })),
+        Err(err) => error_line(&id, err.code(), &err.to_string()),
+    }
+}
+
+fn error_line(id: &Value, code: i64, message: &str) -> Vec<u8> {
+    to_line(&json!({ "id": id, "error": { "code": code, "message": message } }))
+}
+
+fn to_line(value: &Value) -> Vec<u8> {
+    let mut bytes = value.to_string().into_bytes();
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Only our own uid and root may drive the daemon.
+fn check_peer(stream: &UnixStream) -> std::result::Result<(), String> {
+    let creds = rustix::net::sockopt::socket_peercred(stream)
+        .map_err(|e| format!("cannot read peer credentials: {e}"))?;
+    let ours = rustix::process::getuid();
+    if creds.uid == ours || creds.uid.is_root() {
+        Ok(())
+    } else {
+        Err(format!("uid {} may not use this socket (owner uid {})", creds.uid.as_raw(), ours.as_raw()))
+    }
+}
+
+enum LineRead {
+    Line,
+    TooLong,
+    Eof,
+}
+
+async fn read_line<R: futures_lite::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<LineRead> {
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(if line.is_empty() { LineRead::Eof } else { LineRead::Line });
+        }
+        let (taken, done) = match available.iter().position(|b| *b == b'\n') {
+            Some(end) => (end + 1, true),
+            None => (available.len(), false),
+        };
+        line.extend_from_slice(&available[..if done { taken - 1 } else { taken }]);
+        reader.consume(taken);
+        if line.len() > max {
+            return Ok(LineRead::TooLong);
+        }
+        if done {
+            return Ok(LineRead::Line);
+        }
+    }
+}
+
+/// Decrements the client count when a client task ends or is cancelled.
+fn scopeguard(open: Rc<Cell<usize>>) -> impl Drop {
+    struct Guard(Rc<Cell<usize>>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() - 1);
+        }
+    }
+    Guard(open)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(line: &str) -> Value {
+        let controller = Controller::for_tests();
+        let bytes = futures_lite::future::block_on(handle_line(line.as_bytes(), &controller));
+        assert_eq!(bytes.last(), Some(&b'\n'));
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn requests_get_results_and_errors_with_their_id() {
+        assert_eq!(answer(r#"{"id":7,"method":"ping"}"#), json!({"id":7,"result":true}));
+        assert_eq!(answer(r#"{"id":"a","method":"nope"}"#)["error"]["code"], -32601);
+        assert_eq!(answer("not json")["error"]["code"], CODE_PARSE_ERROR);
+        assert_eq!(answer(r#"{"id":1}"#)["error"]["code"], CODE_INVALID_REQUEST);
+        assert_eq!(answer(r#"[1,2]"#)["id"], Value::Null);
+    }
+
+    #[test]
+    fn stale_socket_is_replaced_and_live_one_is_not() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("run/robind.sock");
+        let (listener, file) = bind(&path)?;
+        assert!(matches!(bind(&path), Err(Error::InUse(_))));
+        drop(listener);
+        std::mem::forget(file); // leave the file behind, as a crashed daemon would
+        let (_listener, _file) = bind(&path)?;
+        let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dir_mode = std::fs::metadata(path.parent().unwrap())?.permissions().mode() & 0o777;
+        assert_eq!(dir_mode, 0o700);
+        Ok(())
+    }
+
+    #[test]
+    fn too_long_paths_are_refused_with_advice() {
+        let long = PathBuf::from(format!("/tmp/{}/robind.sock", "x".repeat(120)));
+        assert!(bind(&long).unwrap_err().to_string().contains("--runtime-dir"));
+    }
+}

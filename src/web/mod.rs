@@ -1,0 +1,196 @@
+//! The HTTP listener: rotki-style JSON routes under `/api/1/` (and, later, `/ws`).
+//!
+//! Owns the TCP listener, its connections and HTTP/1.1 framing. Request heads are parsed with
+//! `httparse`; every connection is bounded in head size, header count, body size and the time a
+//! request may take to arrive, so malformed requests get a 4xx and slow-loris clients are cut
+//! off without ever stalling the loop. Each route hands its work to [`control`](crate::control):
+//! this module knows HTTP, not business logic.
+//!
+//! May touch: [`control`](crate::control).
+//!
+//! Connections run on an executor owned by [`Server::serve`]'s future, so cancelling that
+//! future closes every connection at once: that is how shutdown stops the listener.
+mod request;
+mod response;
+
+use std::cell::Cell;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::rc::Rc;
+use std::time::Duration;
+
+use async_executor::LocalExecutor;
+use async_io::{Async, Timer};
+use futures_lite::{AsyncWriteExt, FutureExt};
+use serde_json::Value;
+
+use crate::control::{Command, Controller};
+
+pub use request::{ReadError, Request, read_request};
+pub use response::Response;
+
+/// The route prefix of the JSON API, as rotki's.
+pub const API_PREFIX: &str = "/api/1";
+
+/// Bounds on what one client can make the listener hold or wait for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request head (request line + headers); more is a 431. Default 16 KiB.
+    pub max_head_bytes: usize,
+    /// Most header lines; more is a 431. Default 64.
+    pub max_headers: usize,
+    /// Largest request body; more is a 413. Default 1 MiB.
+    pub max_body_bytes: usize,
+    /// How long a whole request (head and body) may take to arrive, and how long an idle
+    /// keep-alive connection stays open. Slower clients get a 408 and are closed. Default 10 s.
+    pub request_timeout: Duration,
+    /// Most simultaneous connections; more are answered 503 and closed. Default 1024.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head_bytes: 16 * 1024,
+            max_headers: 64,
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// A bound HTTP listener, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    /// The listening socket.
+    listener: Async<TcpListener>,
+    /// Shared by all connections.
+    shared: Rc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// Where commands go.
+    controller: Rc<Controller>,
+    /// Per-connection bounds.
+    limits: Limits,
+    /// Open connections right now.
+    open: Cell<usize>,
+}
+
+impl Server {
+    /// Wraps a bound (or socket-activated) listener.
+    pub fn new(listener: TcpListener, controller: Rc<Controller>, limits: Limits) -> io::Result<Server> {
+        let shared = Rc::new(Shared { controller, limits, open: Cell::new(0) });
+        Ok(Server { listener: Async::new(listener)?, shared })
+    }
+
+    /// The address the listener is bound to (the real port when 0 was asked for).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.get_ref().local_addr()
+    }
+
+    /// Accepts and serves connections until the returned future is dropped.
+    pub async fn serve(self) {
+        let connections = LocalExecutor::new();
+        connections
+            .run(async {
+                loop {
+                    match self.listener.accept().await {
+                        Ok((stream, peer)) => {
+                            // Detached on purpose: the task lives on `connections`, which this
+                            // future owns, so dropping the server cancels every connection.
+                            connections.spawn(serve_connection(stream, peer, self.shared.clone())).detach();
+                        }
+                        Err(err) => {
+                            // EMFILE and friends: back off instead of spinning on the error.
+                            log::warn!("http: accept failed: {err}");
+                            Timer::after(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            })
+            .await
+    }
+}
+
+/// Counts a connection as open for its lifetime.
+struct OpenGuard(Rc<Shared>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.set(self.0.open.get() - 1);
+    }
+}
+
+async fn serve_connection(mut stream: Async<TcpStream>, peer: SocketAddr, shared: Rc<Shared>) {
+    shared.open.set(shared.open.get() + 1);
+    let _guard = OpenGuard(shared.clone());
+    if shared.open.get() > shared.limits.max_connections {
+        let busy = Response::error(503, "too many connections");
+        let _ = stream.write_all(&busy.to_bytes(false, false)).await;
+        return;
+    }
+    let _ = stream.get_ref().set_nodelay(true);
+    let mut buf = Vec::new();
+    loop {
+        let timeout = shared.limits.request_timeout;
+        let read = read_request(&mut stream, &mut buf, &shared.limits)
+            .or(async {
+                Timer::after(timeout).await;
+                Err(ReadError::Timeout)
+            })
+            .await;
+        let request = match read {
+            Ok(request) => request,
+            Err(ReadError::Timeout) if buf.is_empty() => return, // idle keep-alive: close quietly
+            Err(err) => {
+                if let Some(status) = err.status() {
+                    log::debug!("http: {peer}: {err}");
+                    let reply = Response::error(status, &err.to_string());
+                    let _ = stream.write_all(&reply.to_bytes(false, false)).await;
+                }
+                return;
+            }
+        };
+        let response = route(&request, &shared.controller).await;
+        let head_only = request.method == "HEAD";
+        if stream.write_all(&response.to_bytes(request.keep_alive, head_only)).await.is_err()
+            || !request.keep_alive
+        {
+            return;
+        }
+    }
+}
+
+/// Maps a request to its response.
+async fn route(request: &Request, controller: &Controller) -> Response {
+    let method = if request.method == "HEAD" { "GET" } else { request.method.as_str() };
+    let Some(api_path) = request.path.strip_prefix(API_PREFIX) else {
+        return not_found(request);
+    };
+    if !controller.http_api_enabled() {
+        return Response::error(404, "the HTTP API is disabled (feature flag http_api)");
+    }
+    match (method, api_path) {
+        ("GET", "/ping") => respond(controller.execute(Command::Ping).await),
+        (_, "/ping") => method_not_allowed("GET"),
+        _ => not_found(request),
+    }
+}
+
+fn respond(result: Result<Value, crate::control::Error>) -> Response {
+    match result {
+        Ok(value) => Response::envelope(200, value, ""),
+        Err(err) => Response::error(err.http_status(), &err.to_string()),
+    }
+}
+
+fn not_found(request: &Request) -> Response {
+    Response::error(404, &format!("no route for {} {}", request.method, request.path))
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    Response::error(405, &format!("method not allowed; use {allow}")).with_header("Allow", allow)
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs robin's whole test suite, installing first what the tests need on a fresh machine.
+# This is the test command README.md gives, and the one .ci/run runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use: systemd-analyze checks the unit files.
+missing=()
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+if ((${#missing[@]})); then
+    if [[ $(id -u) -eq 0 ]]; then
+        echo "tests/run.sh: installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "tests/run.sh: please install: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+cargo test --locked "$@"

@@ -1,0 +1,170 @@
+//! Shared helpers for integration tests that run the real `robind` binary.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long a test waits for the daemon to become ready or to exit before failing.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A fresh temporary directory with `data/` and `run/` for one daemon.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox { dir: tempfile::tempdir().expect("temp dir") }
+    }
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+    pub fn socket(&self) -> PathBuf {
+        self.runtime_dir().join("robind.sock")
+    }
+    /// `robind` with this sandbox's directories and an ephemeral port; HOME points inside too.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_robind"));
+        cmd.arg("--listen").arg("127.0.0.1:0");
+        cmd.arg("--data-dir").arg(self.data_dir());
+        cmd.arg("--runtime-dir").arg(self.runtime_dir());
+        cmd.env("HOME", self.dir.path()).env_remove("XDG_RUNTIME_DIR").env_remove("XDG_DATA_HOME");
+        cmd.env_remove("NOTIFY_SOCKET").env_remove("LISTEN_FDS").env_remove("RUST_LOG");
+        cmd.env("ROBIN_LOG", "debug");
+        cmd
+    }
+}
+
+/// A running daemon; killed on drop if the test did not stop it.
+pub struct Daemon {
+    pub child: Child,
+    pub ready: Value,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    /// Spawns `cmd` and waits for its ready line on stdout.
+    pub fn start(mut cmd: Command) -> Daemon {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn robind");
+        let stderr = drain_lines(child.stderr.take().unwrap());
+        let stdout = drain_lines(child.stdout.take().unwrap());
+        let line = match stdout.recv_timeout(PATIENCE) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let log: Vec<String> = stderr.try_iter().collect();
+                panic!("robind did not print its ready line; stderr:\n{}", log.join("\n"));
+            }
+        };
+        let ready: Value = serde_json::from_str(&line).expect("ready line is JSON");
+        assert_eq!(ready["event"], "ready", "{line}");
+        Daemon { child, ready, stderr }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.ready["http"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`) with the `kill` command, which keeps the tests
+    /// free of unsafe `libc::kill` calls.
+    pub fn signal(&self, name: &str) {
+        let status =
+            Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status().unwrap();
+        assert!(status.success(), "kill -{name} {} failed", self.pid());
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "robind did not exit within {PATIENCE:?}");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Everything the daemon wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.try_iter().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn drain_lines(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Sends raw bytes and reads the whole answer until the server closes.
+pub fn http_raw(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.write_all(request).unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// A one-shot `GET` with `Connection: close`; returns (status, parsed JSON body).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    parse_response(&http_raw(addr, request.as_bytes()))
+}
+
+pub fn parse_response(reply: &str) -> (u16, Value) {
+    let status =
+        reply.get(9..12).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("not HTTP: {reply:?}"));
+    let body = reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// One request on the control socket; returns the parsed reply line.
+pub fn ipc_call(socket: &Path, line: &str) -> Value {
+    let stream = std::os::unix::net::UnixStream::connect(socket).expect("connect to control socket");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    (&stream).write_all(line.as_bytes()).unwrap();
+    (&stream).write_all(b"\n").unwrap();
+    let mut reply = String::new();
+    BufReader::new(&stream).read_line(&mut reply).unwrap();
+    serde_json::from_str(&reply).unwrap_or_else(|_| panic!("reply is not JSON: {reply:?}"))
+}
+
+/// Polls `check` every 20 ms until it holds or `PATIENCE` runs out.
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}

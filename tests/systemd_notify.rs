@@ -1,0 +1,71 @@
+//! `robind` under a service manager: NOTIFY_SOCKET, the watchdog and socket activation.
+//! The test owns the datagram socket that stands in for systemd.
+mod support;
+
+use std::os::unix::net::UnixDatagram;
+
+use support::{Daemon, Sandbox};
+
+fn recv(socket: &UnixDatagram) -> String {
+    let mut buf = [0u8; 4096];
+    let n = socket.recv(&mut buf).expect("a notification before the timeout");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn sends_ready_then_stopping_to_notify_socket() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.dir.path().join("notify.sock");
+    let systemd = UnixDatagram::bind(&path).unwrap();
+    systemd.set_read_timeout(Some(support::PATIENCE)).unwrap();
+
+    let mut cmd = sandbox.command();
+    cmd.env("NOTIFY_SOCKET", &path);
+    let mut daemon = Daemon::start(cmd);
+
+    let ready = recv(&systemd);
+    assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
+    let status = ready.lines().find_map(|l| l.strip_prefix("STATUS=")).expect("a STATUS= line");
+    assert!(status.contains(&daemon.http_addr().to_string()), "{status}");
+
+    daemon.signal("TERM");
+    let stopping = recv(&systemd);
+    assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
+    assert!(daemon.wait_exit().success());
+}
+
+#[test]
+fn feeds_the_watchdog_at_half_its_period() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.dir.path().join("notify.sock");
+    let systemd = UnixDatagram::bind(&path).unwrap();
+    systemd.set_read_timeout(Some(support::PATIENCE)).unwrap();
+
+    let mut cmd = sandbox.command();
+    cmd.env("NOTIFY_SOCKET", &path).env("WATCHDOG_USEC", "200000");
+    let _daemon = Daemon::start(cmd);
+    let mut pings = 0;
+    for _ in 0..20 {
+        if recv(&systemd).lines().any(|l| l == "WATCHDOG=1") {
+            pings += 1;
+        }
+        if pings == 3 {
+            break;
+        }
+    }
+    assert_eq!(pings, 3, "three WATCHDOG=1 pings arrive");
+}
+
+#[test]
+fn abstract_notify_socket_is_supported() {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("robin-test-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let systemd = UnixDatagram::bind_addr(&addr).unwrap();
+    systemd.set_read_timeout(Some(support::PATIENCE)).unwrap();
+    let sandbox = Sandbox::new();
+    let mut cmd = sandbox.command();
+    cmd.env("NOTIFY_SOCKET", format!("@{name}"));
+    let _daemon = Daemon::start(cmd);
+    assert!(recv(&systemd).contains("READY=1"));
+}
