@@ -46,7 +46,8 @@ fn user_unit_verifies_cleanly() {
     // A user manager needs a runtime directory even to verify; CI runs as root without a session.
     let runtime = dir.path().join("xdg-runtime");
     std::fs::create_dir(&runtime).unwrap();
-    let out = analyze().env("XDG_RUNTIME_DIR", &runtime).args(["--user", "verify"]).args(&units).output().unwrap();
+    let out =
+        analyze().env("XDG_RUNTIME_DIR", &runtime).args(["--user", "verify"]).args(&units).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze --user verify:\n{stderr}");
 }
@@ -57,7 +58,9 @@ fn service_exposure_is_at_most_two() {
     let units = staged_units(dir.path(), &["robind.service"]);
     let out = analyze().args(["security", "--offline=true", "--no-pager"]).arg(&units[0]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.contains("Overall exposure level")).unwrap_or_else(|| panic!("{text}"));
-    let score: f64 = line.split(':').nth(1).and_then(|r| r.split_whitespace().next()).unwrap().parse().unwrap();
+    let line =
+        text.lines().find(|l| l.contains("Overall exposure level")).unwrap_or_else(|| panic!("{text}"));
+    let score: f64 =
+        line.split(':').nth(1).and_then(|r| r.split_whitespace().next()).unwrap().parse().unwrap();
     assert!(score <= MAX_EXPOSURE, "exposure {score} > {MAX_EXPOSURE}: {line}");
 }
