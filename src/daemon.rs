@@ -7,10 +7,12 @@
 //! and the lock are released after the loop has stopped.
 //!
 //! May touch: each part's constructor. It holds no business logic.
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use async_signal::{Signal, Signals};
@@ -19,15 +21,18 @@ use serde_json::json;
 
 use crate::config::{Config, Environment, Feature};
 use crate::control::{Controller, Endpoints};
+use crate::notifier::{self, Notifier};
 use crate::runtime::Spawner;
 use crate::systemd::{self, ActivatedSockets, ServiceManager};
-use crate::{ipc, lockfile, web};
+use crate::{bridge, ipc, lockfile, web};
 
 /// `Result` with this part's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Exit status after a second signal cut a graceful shutdown short.
 pub const FORCED_EXIT_CODE: i32 = 130;
+/// How long WebSocket clients get to take their close frame at shutdown.
+pub const CLIENT_CLOSE_GRACE: Duration = Duration::from_millis(300);
 
 /// Why the daemon could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +65,17 @@ pub enum Error {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers")]
     Signals(#[source] std::io::Error),
+    /// The API token file could not be read or written.
+    #[error("cannot {action} API token file {}", .path.display())]
+    Token {
+        /// "read" or "write".
+        action: &'static str,
+        /// The token file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Runs the daemon until SIGTERM or SIGINT, then shuts down gracefully.
@@ -88,31 +104,106 @@ pub fn run(config: Config, env: &Environment) -> Result<()> {
     let signals = Signals::new([Signal::Term, Signal::Int]).map_err(Error::Signals)?;
     let watchdog = systemd::watchdog_interval(env);
 
-    let controller = Rc::new(Controller::new(config.features.clone()));
-    let http = web::Server::new(tcp, controller.clone(), web::Limits::default())
+    let api_token = api_token(&config)?;
+
+    let notifier = Notifier::new(notifier_limits(&config));
+    let controller = Rc::new(Controller::new(config.features.clone(), notifier.clone()));
+    let access = web::Access {
+        allowed_origins: config.ws_origins.value.clone(),
+        api_token: api_token.as_ref().map(|(token, _)| token.clone()),
+        ..web::Access::for_listener(
+            tcp.local_addr().map_err(|source| Error::Listen { addr: config.listen.value, source })?,
+        )
+    };
+    let http = web::Server::with_access(tcp, controller.clone(), web::Limits::default(), access)
         .map_err(|source| Error::Listen { addr: config.listen.value, source })?;
     let ipc = ipc_listener
         .map(|listener| ipc::Server::new(listener, controller.clone()))
         .transpose()
         .map_err(|source| ipc::Error::Bind { path: config.ipc_socket_path(), source })?;
-    let endpoints = Endpoints { http: http.local_addr().ok(), ipc: ipc.as_ref().and_then(ipc::Server::path) };
+    let endpoints = Endpoints {
+        http: http.local_addr().ok(),
+        ipc: ipc.as_ref().and_then(ipc::Server::path),
+        api_token_file: api_token.map(|(_, path)| path),
+    };
     controller.set_endpoints(endpoints.clone());
 
     let ex = Spawner::new();
-    ex.block_on(serve(&ex, http, ipc, service, signals, watchdog, endpoints));
+    let parts = Parts { http, ipc, notifier, service, watchdog, endpoints };
+    ex.block_on(serve(&ex, parts, signals));
     Ok(())
 }
 
-/// The loop's main future: serve until a signal, then stop everything it started.
-async fn serve(
-    ex: &Spawner,
+/// What the loop runs, built before it starts.
+struct Parts {
     http: web::Server,
     ipc: Option<ipc::Server>,
+    notifier: Rc<Notifier>,
     service: ServiceManager,
-    mut signals: Signals,
     watchdog: Option<Duration>,
     endpoints: Endpoints,
-) {
+}
+
+fn notifier_limits(config: &Config) -> notifier::Limits {
+    let defaults = notifier::Limits::default();
+    let ws = &config.websocket;
+    notifier::Limits {
+        replay_messages: ws.replay_messages.unwrap_or(defaults.replay_messages),
+        replay_bytes: ws.replay_bytes.unwrap_or(defaults.replay_bytes),
+        client_queue_messages: ws.client_queue_messages.unwrap_or(defaults.client_queue_messages),
+        client_queue_bytes: ws.client_queue_bytes.unwrap_or(defaults.client_queue_bytes),
+        max_incoming_message: ws.max_message_bytes.unwrap_or(defaults.max_incoming_message),
+        ..defaults
+    }
+}
+
+/// The API token to require, and the file it lives in: generated fresh into the runtime
+/// directory when asked, else read from `--api-token-file`, else none.
+fn api_token(config: &Config) -> Result<Option<(String, PathBuf)>> {
+    if config.generate_api_token.value {
+        let path = config.generated_token_path();
+        let write_err = |source| Error::Token { action: "write", path: path.clone(), source };
+        let token = random_token().map_err(write_err)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.runtime_dir.value)
+            .map_err(write_err)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(write_err)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(write_err)?;
+        file.write_all(token.as_bytes()).map_err(write_err)?;
+        return Ok(Some((token, path)));
+    }
+    let Some(setting) = &config.api_token_file else { return Ok(None) };
+    let path = setting.value.clone();
+    let read_err = |source| Error::Token { action: "read", path: path.clone(), source };
+    let token = std::fs::read_to_string(&path).map_err(read_err)?.trim().to_string();
+    if token.is_empty() {
+        return Err(read_err(std::io::Error::new(std::io::ErrorKind::InvalidData, "the file is empty")));
+    }
+    Ok(Some((token, path)))
+}
+
+/// 256 random bits from the kernel, as 64 hex digits.
+fn random_token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The loop's main future: serve until a signal, then stop everything it started.
+async fn serve(ex: &Spawner, parts: Parts, mut signals: Signals) {
+    let Parts { http, ipc, notifier, service, watchdog, endpoints } = parts;
+    let (bridge_handle, bridge_pump) =
+        bridge::notifier_channel(notifier.clone(), bridge::DEFAULT_BRIDGE_CAPACITY);
+    bridge::install_global(bridge_handle);
+    let bridge_task = ex.spawn(bridge_pump);
     let http_task = ex.spawn(http.serve());
     let ipc_task = ipc.map(|server| ex.spawn(server.serve()));
     let service = Rc::new(service);
@@ -130,6 +221,13 @@ async fn serve(
         std::process::exit(FORCED_EXIT_CODE);
     });
 
+    // WebSocket clients get a close frame (1001) and a moment to take it; then every
+    // connection is dropped with the listener.
+    notifier.close_all();
+    let deadline = Instant::now() + CLIENT_CLOSE_GRACE;
+    while notifier.client_count() > 0 && Instant::now() < deadline {
+        Timer::after(Duration::from_millis(10)).await;
+    }
     http_task.cancel().await;
     if let Some(task) = ipc_task {
         task.cancel().await;
@@ -137,6 +235,7 @@ async fn serve(
     if let Some(task) = watchdog_task {
         task.cancel().await;
     }
+    bridge_task.cancel().await;
     log::info!("stopped");
 }
 
@@ -159,6 +258,7 @@ async fn announce_ready(service: &ServiceManager, endpoints: &Endpoints) {
         "http": http,
         "ws": endpoints.http.map(|a| format!("ws://{a}/ws")),
         "ipc": ipc,
+        "api_token_file": endpoints.api_token_file.as_ref().map(|p| p.display().to_string()),
     })
     .to_string();
     // stdout may be a pipe nobody drains yet; a blocked write must not stall the loop.

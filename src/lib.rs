@@ -38,12 +38,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+pub mod bridge;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod ipc;
 pub mod lockfile;
 pub mod logging;
+pub mod notifier;
 pub mod runtime;
 pub mod systemd;
 pub mod web;

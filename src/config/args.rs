@@ -36,6 +36,12 @@ pub struct Args {
     pub config: Option<PathBuf>,
     /// `--log-level FILTER`.
     pub log_level: Option<String>,
+    /// `--ws-origin ORIGIN`, repeatable.
+    pub ws_origins: Vec<String>,
+    /// `--api-token-file FILE`.
+    pub api_token_file: Option<PathBuf>,
+    /// `--generate-api-token`.
+    pub generate_api_token: bool,
 }
 
 /// The text `robind --help` prints.
@@ -53,6 +59,9 @@ Options (each also read from the environment variable shown):
                        (default $XDG_RUNTIME_DIR/robin, or DATA_DIR/run)
   --config FILE        optional TOML configuration file                             [ROBIN_CONFIG]
   --log-level FILTER   error, warn, info, debug, trace, or RUST_LOG syntax          [ROBIN_LOG, RUST_LOG]
+  --ws-origin ORIGIN   allow browser pages from ORIGIN (repeatable; none by default)     [ROBIN_WS_ORIGINS]
+  --api-token-file F   require the token in file F on /ws and /api/1/*                   [ROBIN_API_TOKEN_FILE]
+  --generate-api-token write a fresh token to RUNTIME_DIR/api-token (0600) and require it [ROBIN_GENERATE_API_TOKEN]
   --print-config       print the effective configuration and where each value came from
   --version            print the version
   --help               print this help
@@ -77,6 +86,9 @@ impl Args {
                 Long("runtime-dir") => parsed.runtime_dir = Some(parser.value().map_err(usage)?.into()),
                 Long("config") => parsed.config = Some(parser.value().map_err(usage)?.into()),
                 Long("log-level") => parsed.log_level = Some(string_value(&mut parser, "--log-level")?),
+                Long("ws-origin") => parsed.ws_origins.push(string_value(&mut parser, "--ws-origin")?),
+                Long("api-token-file") => parsed.api_token_file = Some(parser.value().map_err(usage)?.into()),
+                Long("generate-api-token") => parsed.generate_api_token = true,
                 Long("print-config") => parsed.mode = Mode::PrintConfig,
                 Long("version") | Short('V') => parsed.mode = Mode::Version,
                 Long("help") | Short('h') => parsed.mode = Mode::Help,

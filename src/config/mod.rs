@@ -57,6 +57,14 @@ pub const ENV_CONFIG: &str = "ROBIN_CONFIG";
 pub const ENV_LOG: &str = "ROBIN_LOG";
 /// The conventional Rust log filter variable, read after `ROBIN_LOG`.
 pub const ENV_RUST_LOG: &str = "RUST_LOG";
+/// Environment variable for `--ws-origin`, comma separated.
+pub const ENV_WS_ORIGINS: &str = "ROBIN_WS_ORIGINS";
+/// Environment variable for `--api-token-file`.
+pub const ENV_API_TOKEN_FILE: &str = "ROBIN_API_TOKEN_FILE";
+/// Environment variable for `--generate-api-token`.
+pub const ENV_GENERATE_API_TOKEN: &str = "ROBIN_GENERATE_API_TOKEN";
+/// The generated API token's file name inside the runtime directory.
+pub const API_TOKEN_FILE_NAME: &str = "api-token";
 
 /// Why the configuration could not be built. Each message names the setting to fix.
 #[derive(Debug, thiserror::Error)]
@@ -186,8 +194,29 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     runtime_dir: Option<PathBuf>,
     log_level: Option<String>,
+    ws_origins: Option<Vec<String>>,
+    api_token_file: Option<PathBuf>,
+    generate_api_token: Option<bool>,
+    #[serde(default)]
+    websocket: WebSocketSettings,
     #[serde(default)]
     features: BTreeMap<String, bool>,
+}
+
+/// The `[websocket]` table: notifier bounds, each optional (the notifier has defaults).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketSettings {
+    /// Messages kept for `since` replay.
+    pub replay_messages: Option<usize>,
+    /// Bytes kept for `since` replay.
+    pub replay_bytes: Option<usize>,
+    /// Frames queued per client before it is closed as too slow.
+    pub client_queue_messages: Option<usize>,
+    /// Bytes queued per client before it is closed as too slow.
+    pub client_queue_bytes: Option<usize>,
+    /// Largest message a client may send.
+    pub max_message_bytes: Option<usize>,
 }
 
 /// The effective configuration of the daemon.
@@ -205,6 +234,14 @@ pub struct Config {
     pub config_file: Option<Setting<PathBuf>>,
     /// The log filter (`RUST_LOG` syntax).
     pub log_level: Setting<String>,
+    /// Origins whose pages may call the API and open `/ws`.
+    pub ws_origins: Setting<Vec<String>>,
+    /// A file holding the API token to require, if any.
+    pub api_token_file: Option<Setting<PathBuf>>,
+    /// Whether to generate a fresh token into the runtime directory at start.
+    pub generate_api_token: Setting<bool>,
+    /// Notifier bounds from the `[websocket]` table.
+    pub websocket: WebSocketSettings,
     /// The feature flags.
     pub features: Features,
 }
@@ -261,7 +298,47 @@ impl Config {
         }
         apply_feature_env(&mut features, env)?;
 
-        Ok(Config { mode: args.mode, listen, data_dir, runtime_dir, config_file, log_level, features })
+        let ws_origins = if !args.ws_origins.is_empty() {
+            Setting { value: args.ws_origins.clone(), source: Source::Flag("--ws-origin") }
+        } else if let Some(raw) = env.get_str(ENV_WS_ORIGINS)? {
+            let value = raw.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_string).collect();
+            Setting { value, source: Source::Env(ENV_WS_ORIGINS.into()) }
+        } else if let Some(value) = file.ws_origins {
+            Setting { value, source: file_source() }
+        } else {
+            Setting { value: Vec::new(), source: Source::Default }
+        };
+        let file_token = file.api_token_file.map(|p| (in_file_dir(p), file_source()));
+        let api_token_file =
+            pick_path(args.api_token_file.clone(), "--api-token-file", env, ENV_API_TOKEN_FILE, file_token);
+        let generate_api_token = if args.generate_api_token {
+            Setting { value: true, source: Source::Flag("--generate-api-token") }
+        } else if let Some(raw) = env.get_str(ENV_GENERATE_API_TOKEN)? {
+            let value = features::parse_bool(raw).ok_or_else(|| Error::InvalidValue {
+                origin: ENV_GENERATE_API_TOKEN.into(),
+                value: raw.into(),
+                reason: "expected true or false".into(),
+            })?;
+            Setting { value, source: Source::Env(ENV_GENERATE_API_TOKEN.into()) }
+        } else if let Some(value) = file.generate_api_token {
+            Setting { value, source: file_source() }
+        } else {
+            Setting { value: false, source: Source::Default }
+        };
+
+        Ok(Config {
+            mode: args.mode,
+            listen,
+            data_dir,
+            runtime_dir,
+            config_file,
+            log_level,
+            ws_origins,
+            api_token_file,
+            generate_api_token,
+            websocket: file.websocket,
+            features,
+        })
     }
 
     /// The configuration as TOML that could be fed back through `--config`, each value followed by
@@ -286,6 +363,16 @@ impl Config {
             &self.runtime_dir.source,
         );
         line(&mut out, "log_level", toml_string(&self.log_level.value), &self.log_level.source);
+        let origins: Vec<String> = self.ws_origins.value.iter().map(|o| toml_string(o)).collect();
+        line(&mut out, "ws_origins", format!("[{}]", origins.join(", ")), &self.ws_origins.source);
+        match &self.api_token_file {
+            Some(file) => {
+                line(&mut out, "api_token_file", toml_string(&file.value.to_string_lossy()), &file.source)
+            }
+            None => out.push_str("# api_token_file: none\n"),
+        }
+        let generate = &self.generate_api_token;
+        line(&mut out, "generate_api_token", generate.value.to_string(), &generate.source);
         match &self.config_file {
             Some(file) => {
                 let _ = writeln!(out, "# config file: {} ({})", file.value.display(), file.source);
@@ -304,6 +391,11 @@ impl Config {
             );
         }
         out
+    }
+
+    /// Where a generated API token is written.
+    pub fn generated_token_path(&self) -> PathBuf {
+        self.runtime_dir.value.join(API_TOKEN_FILE_NAME)
     }
 
     /// The control socket's path inside the runtime directory.

@@ -20,22 +20,24 @@
 //! assert_eq!(result, json!(true));
 //!
 //! let err = Command::parse("pnig", None).unwrap_err();
-//! assert_eq!(err.to_string(), "unknown method 'pnig' (known: ping, status)");
+//! assert_eq!(err.to_string(), "unknown method 'pnig' (known: ping, status, messages)");
 //! ```
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
 use crate::config::{Feature, Features};
+use crate::notifier::Notifier;
 
 /// `Result` with this part's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The methods a client can call, in the order `unknown method` lists them.
-pub const METHODS: [&str; 2] = ["ping", "status"];
+pub const METHODS: [&str; 3] = ["ping", "status", "messages"];
 
 /// A request that failed. The message is meant for the person or script that sent it.
 #[derive(Debug, thiserror::Error)]
@@ -78,8 +80,10 @@ impl Error {
 pub enum Command {
     /// Liveness check; answers `true`.
     Ping,
-    /// Version, uptime, pid, endpoints and feature flags.
+    /// Version, uptime, pid, endpoints, feature flags and notifier counters.
     Status,
+    /// Takes the kept user-facing errors and warnings (`GET /api/1/messages`).
+    Messages,
 }
 
 impl Command {
@@ -88,6 +92,7 @@ impl Command {
         let command = match method {
             "ping" => Command::Ping,
             "status" => Command::Status,
+            "messages" => Command::Messages,
             other => return Err(Error::UnknownMethod(other.to_string())),
         };
         no_params(method, params)?;
@@ -110,6 +115,8 @@ pub struct Endpoints {
     pub http: Option<SocketAddr>,
     /// The control socket.
     pub ipc: Option<PathBuf>,
+    /// The file holding the API token, when one is required.
+    pub api_token_file: Option<PathBuf>,
 }
 
 /// Executes commands against the daemon's parts. Lives on the loop thread.
@@ -121,17 +128,24 @@ pub struct Controller {
     features: Features,
     /// Where the daemon listens.
     endpoints: RefCell<Endpoints>,
+    /// Broadcasts and the kept user-facing messages.
+    notifier: Rc<Notifier>,
 }
 
 impl Controller {
-    /// A controller for a daemon with these feature flags.
-    pub fn new(features: Features) -> Controller {
-        Controller { started: Instant::now(), features, endpoints: RefCell::default() }
+    /// A controller for a daemon with these feature flags and parts.
+    pub fn new(features: Features, notifier: Rc<Notifier>) -> Controller {
+        Controller { started: Instant::now(), features, endpoints: RefCell::default(), notifier }
     }
 
-    /// A controller with every feature at its default, for tests and examples.
+    /// A controller with every feature at its default and fresh parts, for tests and examples.
     pub fn for_tests() -> Controller {
-        Controller::new(Features::defaults())
+        Controller::new(Features::defaults(), Notifier::new(Default::default()))
+    }
+
+    /// The notifier, when WebSocket clients may attach (feature flag `websockets`).
+    pub fn websocket_notifier(&self) -> Option<Rc<Notifier>> {
+        self.features.enabled(Feature::Websockets).then(|| self.notifier.clone())
     }
 
     /// Records where the daemon listens (reported by `status`).
@@ -149,6 +163,7 @@ impl Controller {
         match command {
             Command::Ping => Ok(Value::Bool(true)),
             Command::Status => Ok(self.status()),
+            Command::Messages => Ok(serde_json::to_value(self.notifier.drain_messages()).unwrap_or_default()),
         }
     }
 
@@ -163,6 +178,7 @@ impl Controller {
             "http": endpoints.http.map(|a| a.to_string()),
             "ipc": endpoints.ipc.as_ref().map(|p| p.display().to_string()),
             "features": features,
+            "notifier": self.notifier.stats().to_json(),
         })
     }
 }
@@ -182,7 +198,8 @@ mod tests {
     #[test]
     fn status_reports_features_and_endpoints() {
         let controller = Controller::for_tests();
-        controller.set_endpoints(Endpoints { http: Some("127.0.0.1:1".parse().unwrap()), ipc: None });
+        controller
+            .set_endpoints(Endpoints { http: Some("127.0.0.1:1".parse().unwrap()), ..Endpoints::default() });
         let status = futures_lite::future::block_on(controller.execute(Command::Status)).unwrap();
         assert_eq!(status["http"], "127.0.0.1:1");
         assert_eq!(status["features"]["websockets"], true);

@@ -1,4 +1,4 @@
-//! The HTTP listener: rotki-style JSON routes under `/api/1/` (and, later, `/ws`).
+//! The HTTP listener: rotki-style JSON routes under `/api/1/` and the `/ws` upgrade.
 //!
 //! Owns the TCP listener, its connections and HTTP/1.1 framing. Request heads are parsed with
 //! `httparse`; every connection is bounded in head size, header count, body size and the time a
@@ -6,10 +6,11 @@
 //! off without ever stalling the loop. Each route hands its work to [`control`](crate::control):
 //! this module knows HTTP, not business logic.
 //!
-//! May touch: [`control`](crate::control).
+//! May touch: [`control`](crate::control), and the notifier it hands upgraded `/ws` sockets to.
 //!
 //! Connections run on an executor owned by [`Server::serve`]'s future, so cancelling that
 //! future closes every connection at once: that is how shutdown stops the listener.
+mod access;
 mod request;
 mod response;
 
@@ -26,11 +27,14 @@ use serde_json::Value;
 
 use crate::control::{Command, Controller};
 
+pub use access::Access;
 pub use request::{ReadError, Request, read_request};
 pub use response::Response;
 
 /// The route prefix of the JSON API, as rotki's.
 pub const API_PREFIX: &str = "/api/1";
+/// The WebSocket endpoint (`/ws/` works too).
+pub const WS_PATH: &str = "/ws";
 
 /// Bounds on what one client can make the listener hold or wait for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,7 +48,8 @@ pub struct Limits {
     /// How long a whole request (head and body) may take to arrive, and how long an idle
     /// keep-alive connection stays open. Slower clients get a 408 and are closed. Default 10 s.
     pub request_timeout: Duration,
-    /// Most simultaneous connections; more are answered 503 and closed. Default 1024.
+    /// Most simultaneous connections, WebSocket clients included; more are answered 503 and
+    /// closed. Default 4096.
     pub max_connections: usize,
 }
 
@@ -55,7 +60,7 @@ impl Default for Limits {
             max_headers: 64,
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(10),
-            max_connections: 1024,
+            max_connections: 4096,
         }
     }
 }
@@ -75,14 +80,28 @@ struct Shared {
     controller: Rc<Controller>,
     /// Per-connection bounds.
     limits: Limits,
+    /// Host, Origin and token checks.
+    access: Access,
     /// Open connections right now.
     open: Cell<usize>,
 }
 
 impl Server {
-    /// Wraps a bound (or socket-activated) listener.
+    /// Wraps a bound (or socket-activated) listener with the default access policy for its
+    /// address (see [`Access`]).
     pub fn new(listener: TcpListener, controller: Rc<Controller>, limits: Limits) -> io::Result<Server> {
-        let shared = Rc::new(Shared { controller, limits, open: Cell::new(0) });
+        let access = Access::for_listener(listener.local_addr()?);
+        Server::with_access(listener, controller, limits, access)
+    }
+
+    /// Wraps a listener with an explicit access policy.
+    pub fn with_access(
+        listener: TcpListener,
+        controller: Rc<Controller>,
+        limits: Limits,
+        access: Access,
+    ) -> io::Result<Server> {
+        let shared = Rc::new(Shared { controller, limits, access, open: Cell::new(0) });
         Ok(Server { listener: Async::new(listener)?, shared })
     }
 
@@ -154,7 +173,18 @@ async fn serve_connection(mut stream: Async<TcpStream>, peer: SocketAddr, shared
                 return;
             }
         };
-        let response = route(&request, &shared.controller).await;
+        let response = match route(&request, &shared).await {
+            Routed::Respond(response) => response,
+            Routed::Upgrade { accept, since, notifier } => {
+                let switching = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+                );
+                if stream.write_all(switching.as_bytes()).await.is_ok() {
+                    notifier.serve_client(stream, buf, since).await;
+                }
+                return;
+            }
+        };
         let head_only = request.method == "HEAD";
         if stream.write_all(&response.to_bytes(request.keep_alive, head_only)).await.is_err()
             || !request.keep_alive
@@ -164,10 +194,30 @@ async fn serve_connection(mut stream: Async<TcpStream>, peer: SocketAddr, shared
     }
 }
 
-/// Maps a request to its response.
-async fn route(request: &Request, controller: &Controller) -> Response {
+/// What a request turned into.
+enum Routed {
+    /// An ordinary response.
+    Respond(Response),
+    /// A valid WebSocket upgrade: answer 101 and hand the socket to the notifier.
+    Upgrade { accept: String, since: Option<u64>, notifier: Rc<crate::notifier::Notifier> },
+}
+
+/// Maps a request to its response or to a WebSocket upgrade.
+async fn route(request: &Request, shared: &Shared) -> Routed {
+    let is_ws = request.path == WS_PATH || request.path == "/ws/";
+    let api_path = request.path.strip_prefix(API_PREFIX);
+    if let Err(refused) = shared.access.check(request, is_ws || api_path.is_some()) {
+        return Routed::Respond(refused);
+    }
+    if is_ws {
+        return websocket_upgrade(request, &shared.controller);
+    }
+    Routed::Respond(api_route(request, api_path, &shared.controller).await)
+}
+
+async fn api_route(request: &Request, api_path: Option<&str>, controller: &Controller) -> Response {
     let method = if request.method == "HEAD" { "GET" } else { request.method.as_str() };
-    let Some(api_path) = request.path.strip_prefix(API_PREFIX) else {
+    let Some(api_path) = api_path else {
         return not_found(request);
     };
     if !controller.http_api_enabled() {
@@ -175,9 +225,46 @@ async fn route(request: &Request, controller: &Controller) -> Response {
     }
     match (method, api_path) {
         ("GET", "/ping") => respond(controller.execute(Command::Ping).await),
-        (_, "/ping") => method_not_allowed("GET"),
+        ("GET", "/messages") => respond(controller.execute(Command::Messages).await),
+        (_, "/ping" | "/messages") => method_not_allowed("GET"),
         _ => not_found(request),
     }
+}
+
+/// Validates an RFC 6455 upgrade request.
+fn websocket_upgrade(request: &Request, controller: &Controller) -> Routed {
+    let Some(notifier) = controller.websocket_notifier() else {
+        return Routed::Respond(Response::error(
+            404,
+            "WebSocket notifications are disabled (feature flag websockets)",
+        ));
+    };
+    if request.method != "GET" {
+        return Routed::Respond(method_not_allowed("GET"));
+    }
+    let has_token = |name: &str, token: &str| {
+        request.header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    if !has_token("upgrade", "websocket") || !has_token("connection", "upgrade") {
+        let reply = Response::error(426, "this endpoint speaks WebSocket: send Upgrade: websocket");
+        return Routed::Respond(reply.with_header("Upgrade", "websocket"));
+    }
+    if request.header("sec-websocket-version") != Some("13") {
+        let reply = Response::error(426, "unsupported WebSocket version; robin speaks version 13");
+        return Routed::Respond(reply.with_header("Sec-WebSocket-Version", "13"));
+    }
+    let Some(key) = request.header("sec-websocket-key").filter(|k| !k.is_empty()) else {
+        return Routed::Respond(Response::error(400, "missing Sec-WebSocket-Key"));
+    };
+    let since = match request.query_param("since").map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(seq)) => Some(seq),
+        Some(Err(_)) => {
+            return Routed::Respond(Response::error(400, "since must be a message sequence number"));
+        }
+    };
+    let accept = async_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    Routed::Upgrade { accept, since, notifier }
 }
 
 fn respond(result: Result<Value, crate::control::Error>) -> Response {

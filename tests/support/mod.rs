@@ -1,5 +1,7 @@
 //! Shared helpers for integration tests that run the real `robind` binary.
-#![allow(dead_code)] // each test file uses its own subset
+#![allow(dead_code, unused_imports)] // each test file uses its own subset
+
+pub mod notifier_loop;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,0 +1,136 @@
+//! Thread-safe handles that let synchronous code on other threads reach the loop.
+//!
+//! Owns [`NotifierHandle`] and the process-wide handle behind [`broadcast_ws_message`]. A handle
+//! only enqueues onto a bounded channel that a task on the loop drains, so nothing on another
+//! thread ever touches the loop's state, and a caller never waits longer than an enqueue. When
+//! the channel is full the message is dropped, counted in `Stats::bridge_dropped` and logged:
+//! never lost silently, never blocking the caller.
+//!
+//! May touch: the public handles of `notifier` (and, later, `tasks`).
+//!
+//! # Examples
+//!
+//! ```
+//! use robin::bridge;
+//! use robin::notifier::{Limits, MessageType, Notifier};
+//! use robin::runtime::Spawner;
+//! use serde_json::json;
+//!
+//! let ex = Spawner::new();
+//! let notifier = Notifier::new(Limits::default());
+//! let (handle, pump) = bridge::notifier_channel(notifier.clone(), 64);
+//! let _pump = ex.spawn(pump);
+//!
+//! let worker = std::thread::spawn(move || handle.broadcast(MessageType::RefreshBalances, json!({})));
+//! assert!(worker.join().unwrap());
+//! ex.block_on(async { while notifier.last_seq() < 1 { futures_lite::future::yield_now().await } });
+//! ```
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
+
+use serde_json::Value;
+
+use crate::notifier::{MessageType, Notifier, Stats};
+
+/// Messages queued between other threads and the loop before new ones are dropped.
+pub const DEFAULT_BRIDGE_CAPACITY: usize = 4096;
+
+/// What crosses from another thread to the loop.
+#[derive(Debug)]
+enum Request {
+    Broadcast(MessageType, Value),
+    Error(String),
+    Warning(String),
+}
+
+/// Broadcasts from any thread. `Clone + Send + Sync`; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct NotifierHandle {
+    /// Into the loop.
+    tx: async_channel::Sender<Request>,
+    /// The notifier's counters.
+    stats: Arc<Stats>,
+}
+
+/// Creates a handle and the future that must run on the loop to deliver what it sends.
+pub fn notifier_channel(
+    notifier: Rc<Notifier>,
+    capacity: usize,
+) -> (NotifierHandle, impl Future<Output = ()>) {
+    let (tx, rx) = async_channel::bounded(capacity);
+    let handle = NotifierHandle { tx, stats: notifier.stats() };
+    let pump = async move {
+        while let Ok(request) = rx.recv().await {
+            match request {
+                Request::Broadcast(kind, data) => {
+                    notifier.broadcast(kind, &data);
+                }
+                Request::Error(message) => notifier.add_error(message),
+                Request::Warning(message) => notifier.add_warning(message),
+            }
+            // Let the client writers run between messages: a burst from another thread would
+            // otherwise be queued whole before any byte is written, and overflow every client.
+            futures_lite::future::yield_now().await;
+        }
+    };
+    (handle, pump)
+}
+
+impl NotifierHandle {
+    /// Queues a broadcast; false if it was dropped (bridge full, or the daemon is stopping).
+    pub fn broadcast(&self, kind: MessageType, data: Value) -> bool {
+        self.send(Request::Broadcast(kind, data))
+    }
+
+    /// Queues a user-facing error (see [`Notifier::add_error`]).
+    pub fn add_error(&self, message: impl Into<String>) -> bool {
+        self.send(Request::Error(message.into()))
+    }
+
+    /// Queues a user-facing warning (see [`Notifier::add_warning`]).
+    pub fn add_warning(&self, message: impl Into<String>) -> bool {
+        self.send(Request::Warning(message.into()))
+    }
+
+    /// The notifier's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    fn send(&self, request: Request) -> bool {
+        match self.tx.try_send(request) {
+            Ok(()) => true,
+            Err(err) => {
+                let dropped = self.stats.bridge_dropped.fetch_add(1, Relaxed) + 1;
+                // Log the first drop and then every 1000th, so a flood does not become a log flood.
+                if dropped == 1 || dropped % 1000 == 0 {
+                    let why = if err.is_full() { "bridge channel full" } else { "loop stopped" };
+                    log::warn!("notifier bridge: dropped a message ({why}); {dropped} dropped so far");
+                }
+                false
+            }
+        }
+    }
+}
+
+static GLOBAL: OnceLock<NotifierHandle> = OnceLock::new();
+
+/// Makes `handle` the one [`broadcast_ws_message`] uses. Only the first call wins (false after).
+pub fn install_global(handle: NotifierHandle) -> bool {
+    GLOBAL.set(handle).is_ok()
+}
+
+/// Broadcasts from code that has no handle, as rotki's `broadcast_ws_message`. False if no
+/// daemon installed a handle or the message was dropped.
+pub fn broadcast_ws_message(kind: MessageType, data: Value) -> bool {
+    GLOBAL.get().is_some_and(|handle| handle.broadcast(kind, data))
+}
+
+/// Compile-time proof that the handle can cross and be shared between threads.
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn check<T: Send + Sync + Clone>() {}
+    check::<NotifierHandle>();
+}

@@ -1,0 +1,225 @@
+//! The notifier: typed JSON messages broadcast to every connected UI over WebSocket, with
+//! replay for reconnecting clients, and the messages aggregator for user-facing errors.
+//!
+//! Owns the WebSocket sessions, message framing, the replay ring and the per-client queues.
+//! Each message is serialized and framed once; every client gets the same bytes. Each client's
+//! queue is bounded by count and bytes, and a client that falls behind is closed with 1013
+//! instead of slowing the others or growing the daemon's memory. Code on other threads
+//! broadcasts through [`NotifierHandle`] (see [`crate::bridge`]).
+//!
+//! May touch: its own sockets (handed over by `web` after the upgrade) and the bridge channel.
+//!
+//! # Examples
+//!
+//! ```
+//! use robin::notifier::{Limits, MessageType, Notifier};
+//! use serde_json::json;
+//!
+//! let notifier = Notifier::new(Limits::default());
+//! // Nobody is connected: the message is kept for replay, and the error for /api/1/messages.
+//! assert_eq!(notifier.broadcast(MessageType::RefreshBalances, &json!({})), 0);
+//! notifier.add_error("price query failed");
+//! assert_eq!(notifier.drain_messages().errors, vec!["price query failed"]);
+//! assert_eq!(notifier.last_seq(), 2);
+//! ```
+mod aggregator;
+mod hub;
+mod message;
+mod outbox;
+mod session;
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::net::TcpStream;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use async_io::Async;
+use futures_lite::future::BoxedLocal;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+pub use crate::bridge::{NotifierHandle, broadcast_ws_message};
+pub use aggregator::Messages;
+pub use hub::Hub;
+pub use message::{LegacyData, MessageType, ProgressData, ProgressSubtype, ReplayGap, Verbosity, encode};
+pub use session::{CLOSE_GRACE, CLOSE_TOO_SLOW};
+
+/// Answers a text message from a client: `Some(reply)` is sent back to that client only.
+pub type IncomingHandler = Rc<dyn Fn(String) -> BoxedLocal<Option<String>>>;
+
+/// Bounds of the notifier. Every one has a default that suits a desktop UI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most frames queued for one client before it counts as too slow. Default 1024.
+    pub client_queue_messages: usize,
+    /// Most bytes queued for one client before it counts as too slow. Default 1 MiB.
+    pub client_queue_bytes: usize,
+    /// Messages kept for replay. Default 1000.
+    pub replay_messages: usize,
+    /// Bytes kept for replay. Default 1 MiB.
+    pub replay_bytes: usize,
+    /// Largest message a client may send. Default 64 KiB.
+    pub max_incoming_message: usize,
+    /// A client quiet this long is pinged. Default 20 s.
+    pub ping_interval: Duration,
+    /// A pinged client silent this long is closed. Default 20 s.
+    pub pong_timeout: Duration,
+    /// Undelivered errors kept for `GET /api/1/messages`. Default 100.
+    pub kept_errors: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            client_queue_messages: 1024,
+            client_queue_bytes: 1024 * 1024,
+            replay_messages: 1000,
+            replay_bytes: 1024 * 1024,
+            max_incoming_message: 64 * 1024,
+            ping_interval: Duration::from_secs(20),
+            pong_timeout: Duration::from_secs(20),
+            kept_errors: 100,
+        }
+    }
+}
+
+/// Counters, readable from any thread (`status` reports them).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Messages broadcast.
+    pub broadcasts: AtomicU64,
+    /// Clients connected now.
+    pub clients: AtomicU64,
+    /// Clients closed because their queue overflowed.
+    pub clients_closed_slow: AtomicU64,
+    /// Messages pushed out of the replay ring.
+    pub replay_evicted: AtomicU64,
+    /// Reconnections that could not be fully replayed.
+    pub replay_gaps: AtomicU64,
+    /// Broadcasts from other threads dropped because the bridge channel was full.
+    pub bridge_dropped: AtomicU64,
+    /// Undelivered errors dropped because the aggregator was full.
+    pub errors_dropped: AtomicU64,
+}
+
+impl Stats {
+    /// The counters as a JSON object.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "broadcasts": self.broadcasts.load(Relaxed),
+            "clients": self.clients.load(Relaxed),
+            "clients_closed_slow": self.clients_closed_slow.load(Relaxed),
+            "replay_evicted": self.replay_evicted.load(Relaxed),
+            "replay_gaps": self.replay_gaps.load(Relaxed),
+            "bridge_dropped": self.bridge_dropped.load(Relaxed),
+            "errors_dropped": self.errors_dropped.load(Relaxed),
+        })
+    }
+}
+
+/// The loop-side notifier. Create one per daemon and share it as `Rc<Notifier>`.
+pub struct Notifier {
+    /// Subscribers and the replay ring.
+    hub: Hub,
+    /// Undelivered errors.
+    aggregator: aggregator::Aggregator,
+    /// The bounds it was built with.
+    limits: Limits,
+    /// What answers clients' text messages (an echo until the control layer installs itself).
+    incoming: RefCell<IncomingHandler>,
+    /// Counters shared with other threads.
+    stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifier")
+            .field("hub", &self.hub)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Notifier {
+    /// A notifier with no clients.
+    pub fn new(limits: Limits) -> Rc<Notifier> {
+        let stats = Arc::new(Stats::default());
+        let echo: IncomingHandler = Rc::new(|text| Box::pin(async move { Some(text) }));
+        Rc::new(Notifier {
+            hub: Hub::new(limits.clone(), stats.clone()),
+            aggregator: aggregator::Aggregator::new(limits.kept_errors, stats.clone()),
+            limits,
+            incoming: RefCell::new(echo),
+            stats,
+        })
+    }
+
+    /// Broadcasts `{"type": kind, "data": data, "seq": n}`; returns how many clients it was
+    /// queued for.
+    pub fn broadcast(&self, kind: MessageType, data: &impl Serialize) -> usize {
+        self.hub.broadcast(kind, data)
+    }
+
+    /// Logs an error and broadcasts it as a `legacy` message; if no client receives it, keeps
+    /// it for `GET /api/1/messages`.
+    pub fn add_error(&self, message: impl Into<String>) {
+        let value = message.into();
+        log::error!("{value}");
+        let data = LegacyData { verbosity: Verbosity::Error, value };
+        if self.hub.broadcast(MessageType::Legacy, &data) == 0 {
+            self.aggregator.keep_error(data.value);
+        }
+    }
+
+    /// Logs a warning and broadcasts it as a `legacy` message.
+    pub fn add_warning(&self, message: impl Into<String>) {
+        let value = message.into();
+        log::warn!("{value}");
+        self.hub.broadcast(MessageType::Legacy, &LegacyData { verbosity: Verbosity::Warning, value });
+    }
+
+    /// Takes the kept errors (and warnings) out, as `GET /api/1/messages` does.
+    pub fn drain_messages(&self) -> Messages {
+        self.aggregator.drain()
+    }
+
+    /// The sequence number of the last broadcast.
+    pub fn last_seq(&self) -> u64 {
+        self.hub.last_seq()
+    }
+
+    /// Connected clients.
+    pub fn client_count(&self) -> usize {
+        self.hub.client_count()
+    }
+
+    /// The counters, shareable with other threads.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    /// Replaces what answers clients' text messages.
+    pub fn set_incoming_handler(&self, handler: IncomingHandler) {
+        *self.incoming.borrow_mut() = handler;
+    }
+
+    /// Serves a WebSocket client on a socket that has completed the HTTP upgrade. `leftover`
+    /// holds bytes read past the HTTP head; `since` asks for replay after that sequence number.
+    /// The future ends when the client is gone.
+    pub fn serve_client(
+        self: &Rc<Self>,
+        socket: Async<TcpStream>,
+        leftover: Vec<u8>,
+        since: Option<u64>,
+    ) -> impl Future<Output = ()> + use<> {
+        session::run(self.clone(), socket, leftover, since)
+    }
+
+    /// Sends every client a close frame (1001, going away) and lets their sessions end.
+    pub fn close_all(&self) {
+        self.hub.close_all();
+    }
+}

@@ -1,0 +1,131 @@
+//! Who may use the HTTP listener: Host, Origin and API-token checks.
+//!
+//! robin listens on loopback, but any web page the user opens can make their browser send
+//! requests there. Three checks stop that: the `Host` header must name this machine (a DNS
+//! rebinding attack sends the attacker's host name), a browser's `Origin` must be on an
+//! allow-list (empty by default), and, when configured, a bearer token must be presented.
+use std::net::SocketAddr;
+
+use super::{Request, Response};
+
+/// The access policy of one listener.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    /// Origins allowed to call (exact match, such as `http://localhost:5173`); none by default.
+    pub allowed_origins: Vec<String>,
+    /// When set, `/ws` and `/api/1/*` need `Authorization: Bearer <token>` or `?token=<token>`.
+    pub api_token: Option<String>,
+    /// The listener's own IP when it is not loopback or a wildcard, which `Host` may also name.
+    pub listen_ip: Option<String>,
+}
+
+impl Access {
+    /// The default policy for a listener bound to `addr`.
+    pub fn for_listener(addr: SocketAddr) -> Access {
+        let ip = addr.ip();
+        let listen_ip = (!ip.is_loopback() && !ip.is_unspecified()).then(|| ip.to_string());
+        Access { listen_ip, ..Access::default() }
+    }
+
+    /// Checks Host and Origin, and the token when `needs_token`; the error is the response.
+    pub fn check(&self, request: &Request, needs_token: bool) -> Result<(), Response> {
+        if let Some(host) = request.header("host") {
+            if !self.host_allowed(host) {
+                let reason = format!(
+                    "Host '{host}' is not allowed: robin only answers to localhost, 127.0.0.1 or [::1]"
+                );
+                return Err(Response::error(403, &reason));
+            }
+        }
+        if let Some(origin) = request.header("origin") {
+            let origin = origin.trim_end_matches('/');
+            if !self.allowed_origins.iter().any(|allowed| allowed.trim_end_matches('/') == origin) {
+                let reason = format!("Origin '{origin}' is not allowed; allow it with --ws-origin {origin}");
+                return Err(Response::error(403, &reason));
+            }
+        }
+        if let (true, Some(expected)) = (needs_token, &self.api_token) {
+            let bearer =
+                request.header("authorization").and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+            let presented = bearer.or_else(|| request.query_param("token"));
+            if !presented.is_some_and(|token| constant_time_eq(token.as_bytes(), expected.as_bytes())) {
+                let reason =
+                    "missing or wrong API token: send 'Authorization: Bearer <token>' or '?token=<token>'";
+                return Err(Response::error(401, reason).with_header("WWW-Authenticate", "Bearer"));
+            }
+        }
+        Ok(())
+    }
+
+    fn host_allowed(&self, host: &str) -> bool {
+        let name = match host.strip_prefix('[') {
+            Some(rest) => rest.split(']').next().unwrap_or(""),
+            None => host.rsplit_once(':').map_or(host, |(name, port)| {
+                if port.chars().all(|c| c.is_ascii_digit()) { name } else { host }
+            }),
+        };
+        let name = name.to_ascii_lowercase();
+        matches!(name.as_str(), "localhost" | "127.0.0.1" | "::1")
+            || self.listen_ip.as_deref() == Some(name.as_str())
+    }
+}
+
+/// Compares secrets without an early exit, so timing does not reveal the matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &str)], query: Option<&str>) -> Request {
+        Request {
+            method: "GET".into(),
+            path: "/ws".into(),
+            query: query.map(str::to_string),
+            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            ..Request::default()
+        }
+    }
+
+    #[test]
+    fn hosts_must_name_this_machine() {
+        let access = Access::for_listener("127.0.0.1:5042".parse().unwrap());
+        for ok in ["localhost", "localhost:5042", "127.0.0.1:5042", "[::1]:5042", "[::1]", "LOCALHOST"] {
+            assert!(access.check(&request(&[("host", ok)], None), false).is_ok(), "{ok}");
+        }
+        for bad in ["evil.example", "evil.example:5042", "127.0.0.1.evil.example", "localhost.evil:5042"] {
+            assert_eq!(
+                access.check(&request(&[("host", bad)], None), false).unwrap_err().status,
+                403,
+                "{bad}"
+            );
+        }
+        let lan = Access::for_listener("192.168.1.5:5042".parse().unwrap());
+        assert!(lan.check(&request(&[("host", "192.168.1.5:5042")], None), false).is_ok());
+    }
+
+    #[test]
+    fn origins_need_the_allow_list() {
+        let mut access = Access::default();
+        let from_page = request(&[("origin", "http://localhost:5173")], None);
+        assert_eq!(access.check(&from_page, false).unwrap_err().status, 403);
+        access.allowed_origins.push("http://localhost:5173/".into());
+        assert!(access.check(&from_page, false).is_ok());
+        assert!(access.check(&request(&[], None), false).is_ok(), "no Origin: not a browser");
+    }
+
+    #[test]
+    fn token_by_header_or_query() {
+        let access = Access { api_token: Some("s3cret".into()), ..Access::default() };
+        assert!(access.check(&request(&[("authorization", "Bearer s3cret")], None), true).is_ok());
+        assert!(access.check(&request(&[], Some("since=1&token=s3cret")), true).is_ok());
+        assert_eq!(
+            access.check(&request(&[("authorization", "Bearer nope")], None), true).unwrap_err().status,
+            401
+        );
+        assert_eq!(access.check(&request(&[], None), true).unwrap_err().status, 401);
+        assert!(access.check(&request(&[], None), false).is_ok(), "routes outside the API need none");
+    }
+}

@@ -1,0 +1,380 @@
+//! The notifier over real WebSocket connections on loopback.
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use async_tungstenite::tungstenite::Message;
+use futures_lite::StreamExt;
+use robin::notifier::{Limits, MessageType};
+use robin::web::Access;
+use serde_json::{Value, json};
+use support::notifier_loop::{NotifierLoop, Options, connect, next_json};
+use support::{eventually, http_get};
+
+fn start() -> NotifierLoop {
+    NotifierLoop::start(Options::default())
+}
+
+#[test]
+fn legacy_error_arrives_in_rotkis_exact_shape() {
+    let server = start();
+    smol::block_on(async {
+        let mut client = connect(&server.url("")).await;
+        server.wait_for_clients(1);
+        server.handle.add_error("Query of balances died");
+        let Some(Ok(Message::Text(text))) = client.next().await else { panic!("no message") };
+        assert_eq!(
+            text.as_str(),
+            r#"{"type":"legacy","data":{"verbosity":"error","value":"Query of balances died"},"seq":1}"#
+        );
+        server.handle.add_warning("careful");
+        let warning = next_json(&mut client).await;
+        assert_eq!(warning["data"], json!({"verbosity": "warning", "value": "careful"}));
+    });
+}
+
+#[test]
+fn each_client_gets_every_message_in_order() {
+    let server = start();
+    smol::block_on(async {
+        let mut client = connect(&server.url("/")).await;
+        server.wait_for_clients(1);
+        for i in 0..500 {
+            assert!(server.handle.broadcast(MessageType::ProgressUpdates, json!({ "i": i })));
+        }
+        for i in 0..500u64 {
+            let message = next_json(&mut client).await;
+            assert_eq!((message["seq"].as_u64(), message["data"]["i"].as_u64()), (Some(i + 1), Some(i)));
+        }
+    });
+}
+
+#[test]
+fn a_hundred_clients_all_receive_everything() {
+    let server = start();
+    smol::block_on(async {
+        let mut clients = Vec::new();
+        for _ in 0..100 {
+            clients.push(connect(&server.url("")).await);
+        }
+        server.wait_for_clients(100);
+        for i in 0..200 {
+            server.handle.broadcast(MessageType::ProgressUpdates, json!({ "i": i }));
+        }
+        let receivers = clients.into_iter().map(|mut client| {
+            smol::spawn(async move {
+                let mut seqs = Vec::new();
+                for _ in 0..200 {
+                    seqs.push(next_json(&mut client).await["seq"].as_u64().unwrap());
+                }
+                seqs
+            })
+        });
+        let expected: Vec<u64> = (1..=200).collect();
+        for receiver in receivers.collect::<Vec<_>>() {
+            assert_eq!(receiver.await, expected);
+        }
+    });
+    assert_eq!(server.handle.stats().clients_closed_slow.load(Relaxed), 0);
+}
+
+/// Opens a WebSocket by hand and then never reads: the slowest possible client.
+fn stalled_client(server: &NotifierLoop) -> TcpStream {
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    stream
+}
+
+#[test]
+fn a_client_that_stops_reading_is_closed_with_1013_and_others_keep_receiving() {
+    let limits = Limits { client_queue_bytes: 256 * 1024, ..Limits::default() };
+    let server = NotifierLoop::start(Options { limits, ..Options::default() });
+    let stalled = stalled_client(&server);
+    let pad = "x".repeat(16 * 1024);
+    let total = 2000; // 32 MB: far more than the kernel's socket buffers and the queue together
+    smol::block_on(async {
+        let mut fast = connect(&server.url("")).await;
+        server.wait_for_clients(2);
+        // The producer keeps at most 8 messages (128 KiB) ahead of the fast client, which is
+        // what "a client that keeps up" means; the stalled one falls behind without bound.
+        let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sender = server.handle.clone();
+        let (pad, seen) = (pad.clone(), received.clone());
+        let producer = std::thread::spawn(move || {
+            for i in 0..total {
+                let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                while i >= seen.load(Relaxed) + 8 {
+                    assert!(std::time::Instant::now() < deadline, "the fast client stopped receiving");
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                assert!(sender.broadcast(MessageType::ProgressUpdates, json!({ "i": i, "pad": pad })));
+            }
+        });
+        for i in 0..total {
+            let message = next_json(&mut fast).await;
+            assert_eq!(message["data"]["i"], i, "the fast client misses nothing");
+            received.store(i + 1, Relaxed);
+        }
+        producer.join().unwrap();
+        let stats = server.handle.stats();
+        eventually("the stalled client to be closed", || stats.clients_closed_slow.load(Relaxed) == 1);
+        assert_eq!(stats.clients.load(Relaxed), 1, "only the fast client remains");
+    });
+
+    // Now the stalled client reads: it gets what the kernel buffered, then a close frame 1013.
+    let close_code = read_until_close(stalled);
+    assert_eq!(close_code, Some(1013));
+}
+
+/// Reads raw server frames until a close frame (returning its code) or EOF (None).
+fn read_until_close(mut stream: TcpStream) -> Option<u16> {
+    loop {
+        let mut head = [0u8; 2];
+        if stream.read_exact(&mut head).is_err() {
+            return None;
+        }
+        let len = match head[1] & 0x7F {
+            126 => {
+                let mut ext = [0u8; 2];
+                stream.read_exact(&mut ext).ok()?;
+                u16::from_be_bytes(ext) as usize
+            }
+            127 => {
+                let mut ext = [0u8; 8];
+                stream.read_exact(&mut ext).ok()?;
+                u64::from_be_bytes(ext) as usize
+            }
+            n => n as usize,
+        };
+        let mut payload = vec![0u8; len];
+        stream.read_exact(&mut payload).ok()?;
+        if head[0] & 0x0F == 0x8 {
+            return Some(u16::from_be_bytes([payload[0], payload[1]]));
+        }
+    }
+}
+
+#[test]
+fn reconnecting_with_since_replays_what_was_missed_without_duplicates() {
+    let server = start();
+    smol::block_on(async {
+        let mut client = connect(&server.url("")).await;
+        server.wait_for_clients(1);
+        for i in 0..5 {
+            server.handle.broadcast(MessageType::ProgressUpdates, json!({ "i": i }));
+        }
+        let mut last = 0;
+        for _ in 0..5 {
+            last = next_json(&mut client).await["seq"].as_u64().unwrap();
+        }
+        drop(client);
+        server.wait_for_clients(0);
+        for i in 5..10 {
+            server.handle.broadcast(MessageType::ProgressUpdates, json!({ "i": i }));
+        }
+        // Wait until the loop has broadcast them all, so the replay has all five.
+        let stats = server.handle.stats();
+        eventually("ten broadcasts", || stats.broadcasts.load(Relaxed) == 10);
+
+        let mut back = connect(&server.url(&format!("?since={last}"))).await;
+        server.wait_for_clients(1);
+        server.handle.broadcast(MessageType::ProgressUpdates, json!({ "i": 10 }));
+        let mut seqs = Vec::new();
+        for _ in 0..6 {
+            seqs.push(next_json(&mut back).await["seq"].as_u64().unwrap());
+        }
+        assert_eq!(seqs, vec![6, 7, 8, 9, 10, 11]);
+    });
+}
+
+#[test]
+fn reconnecting_after_the_ring_moved_on_reports_the_gap() {
+    let limits = Limits { replay_messages: 3, ..Limits::default() };
+    let server = NotifierLoop::start(Options { limits, ..Options::default() });
+    for i in 0..10 {
+        server.handle.broadcast(MessageType::ProgressUpdates, json!({ "i": i }));
+    }
+    let stats = server.handle.stats();
+    eventually("ten broadcasts", || stats.broadcasts.load(Relaxed) == 10);
+    smol::block_on(async {
+        let mut client = connect(&server.url("?since=2")).await;
+        assert_eq!(next_json(&mut client).await, json!({"type": "replay_gap", "data": {"from": 3, "to": 7}}));
+        for seq in 8..=10 {
+            assert_eq!(next_json(&mut client).await["seq"], seq);
+        }
+    });
+}
+
+/// Sends a raw upgrade request with extra headers and returns the status line's code and body.
+fn upgrade_status(server: &NotifierLoop, path: &str, extra_headers: &str) -> (u16, Value) {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\n{extra_headers}Upgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut reply = vec![0u8; 4096];
+    let n = stream.read(&mut reply).unwrap();
+    support::parse_response(&String::from_utf8_lossy(&reply[..n]))
+}
+
+#[test]
+fn host_origin_and_token_are_enforced() {
+    let access = Access {
+        allowed_origins: vec!["http://localhost:5173".into()],
+        api_token: Some("t0ken".into()),
+        listen_ip: None,
+    };
+    let server = NotifierLoop::start(Options { access, ..Options::default() });
+    let ok = "Host: 127.0.0.1\r\nAuthorization: Bearer t0ken\r\n";
+    assert_eq!(upgrade_status(&server, "/ws", ok).0, 101);
+    assert_eq!(upgrade_status(&server, "/ws?token=t0ken", "Host: localhost:5042\r\n").0, 101);
+
+    let (status, body) =
+        upgrade_status(&server, "/ws", "Host: attacker.example\r\nAuthorization: Bearer t0ken\r\n");
+    assert_eq!(status, 403);
+    assert!(body["message"].as_str().unwrap().contains("attacker.example"));
+
+    let evil_origin = "Host: 127.0.0.1\r\nOrigin: https://evil.example\r\nAuthorization: Bearer t0ken\r\n";
+    let (status, body) = upgrade_status(&server, "/ws", evil_origin);
+    assert_eq!(status, 403);
+    assert!(body["message"].as_str().unwrap().contains("--ws-origin"));
+    let good_origin = "Host: 127.0.0.1\r\nOrigin: http://localhost:5173\r\nAuthorization: Bearer t0ken\r\n";
+    assert_eq!(upgrade_status(&server, "/ws", good_origin).0, 101);
+
+    assert_eq!(upgrade_status(&server, "/ws", "Host: 127.0.0.1\r\n").0, 401);
+    assert_eq!(upgrade_status(&server, "/ws?token=wrong", "Host: 127.0.0.1\r\n").0, 401);
+    assert_eq!(http_get(server.addr, "/api/1/ping").0, 401, "the API needs the token too");
+}
+
+#[test]
+fn bad_upgrade_requests_get_clear_errors() {
+    let server = start();
+    let (status, body) = upgrade_status(&server, "/ws?since=abc", "Host: 127.0.0.1\r\n");
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("since"));
+    let plain = support::http_get(server.addr, "/ws");
+    assert_eq!(plain.0, 426);
+}
+
+#[test]
+fn oversized_incoming_message_closes_with_1009() {
+    let server = start();
+    smol::block_on(async {
+        let mut client = connect(&server.url("")).await;
+        client.send(Message::text("x".repeat(100 * 1024))).await.unwrap();
+        loop {
+            match client.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    assert_eq!(u16::from(frame.code), 1009);
+                    break;
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    });
+}
+
+#[test]
+fn text_that_is_not_a_command_is_echoed() {
+    let server = start();
+    smol::block_on(async {
+        let mut client = connect(&server.url("")).await;
+        client.send(Message::text("hello robin")).await.unwrap();
+        let Some(Ok(Message::Text(text))) = client.next().await else { panic!("no echo") };
+        assert_eq!(text.as_str(), "hello robin");
+    });
+}
+
+#[test]
+fn broadcasts_from_eight_threads_all_arrive_in_per_thread_order() {
+    let server = start();
+    smol::block_on(async {
+        let mut client = connect(&server.url("")).await;
+        server.wait_for_clients(1);
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let handle = server.handle.clone();
+                std::thread::spawn(move || {
+                    for i in 0..250 {
+                        while !handle.broadcast(MessageType::ProgressUpdates, json!({ "t": t, "i": i })) {
+                            std::thread::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut next_per_thread = [0u64; 8];
+        for expected_seq in 1..=2000u64 {
+            let message = next_json(&mut client).await;
+            assert_eq!(message["seq"], expected_seq);
+            let t = message["data"]["t"].as_u64().unwrap() as usize;
+            assert_eq!(message["data"]["i"], next_per_thread[t], "thread {t}'s messages stay in order");
+            next_per_thread[t] += 1;
+        }
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn global_broadcast_without_a_daemon_reports_false() {
+    // No daemon installed a global handle in this test process.
+    assert!(!robin::notifier::broadcast_ws_message(MessageType::RefreshBalances, json!({})));
+}
+
+#[test]
+fn errors_nobody_saw_wait_in_api_messages() {
+    let server = start();
+    server.handle.add_error("nobody was listening");
+    server.handle.add_warning("warnings are not kept");
+    let stats = server.handle.stats();
+    eventually("both broadcasts", || stats.broadcasts.load(Relaxed) == 2);
+    let (status, body) = http_get(server.addr, "/api/1/messages");
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({"result": {"errors": ["nobody was listening"], "warnings": []}, "message": ""}));
+    assert_eq!(http_get(server.addr, "/api/1/messages").1["result"]["errors"], json!([]), "drained");
+}
+
+#[test]
+fn errors_a_client_received_are_not_kept() {
+    let server = start();
+    smol::block_on(async {
+        let mut client = connect(&server.url("")).await;
+        server.wait_for_clients(1);
+        server.handle.add_error("seen live");
+        next_json(&mut client).await;
+    });
+    assert_eq!(http_get(server.addr, "/api/1/messages").1["result"]["errors"], json!([]));
+}
+
+#[test]
+fn websockets_flag_off_refuses_ws_but_keeps_errors() {
+    let server = NotifierLoop::start(Options { websockets: false, ..Options::default() });
+    let (status, body) = upgrade_status(&server, "/ws", "Host: 127.0.0.1\r\n");
+    assert_eq!(status, 404);
+    assert!(body["message"].as_str().unwrap().contains("websockets"));
+    server.handle.add_error("kept for polling");
+    let stats = server.handle.stats();
+    eventually("the broadcast", || stats.broadcasts.load(Relaxed) == 1);
+    assert_eq!(http_get(server.addr, "/api/1/messages").1["result"]["errors"], json!(["kept for polling"]));
+}
