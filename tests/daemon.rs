@@ -269,3 +269,60 @@ fn an_idle_daemon_has_at_most_two_threads() {
         .collect();
     assert!(names.len() <= 2, "threads: {names:?}");
 }
+
+#[test]
+fn generated_api_token_is_private_and_required() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start({
+        let mut cmd = sandbox.command();
+        cmd.arg("--generate-api-token");
+        cmd
+    });
+    let token_file =
+        std::path::PathBuf::from(daemon.ready["api_token_file"].as_str().expect("the ready line names it"));
+    assert_eq!(token_file, sandbox.runtime_dir().join("api-token"));
+    assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    assert_eq!(token.len(), 64);
+
+    assert_eq!(http_get(daemon.http_addr(), "/api/1/ping").0, 401);
+    assert_eq!(http_get(daemon.http_addr(), &format!("/api/1/ping?token={token}")).0, 200);
+}
+
+#[test]
+fn unreadable_token_file_is_a_clear_startup_error() {
+    let sandbox = Sandbox::new();
+    let missing = sandbox.dir.path().join("no-such-token");
+    let out = sandbox.command().arg("--api-token-file").arg(&missing).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot read API token file") && stderr.contains("no-such-token"), "{stderr}");
+}
+
+#[test]
+fn websocket_clients_get_going_away_at_shutdown() {
+    use async_tungstenite::tungstenite::Message;
+    use futures_lite::StreamExt;
+    let sandbox = Sandbox::new();
+    let mut daemon = Daemon::start(sandbox.command());
+    let url = daemon.ready["ws"].as_str().unwrap().to_string();
+    smol::block_on(async {
+        let mut client = support::notifier_loop::connect(&url).await;
+        eventually("the client to be counted", || {
+            ipc_call(&sandbox.socket(), r#"{"id":1,"method":"status"}"#)["result"]["notifier"]["clients"] == 1
+        });
+        daemon.signal("TERM");
+        loop {
+            match client.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    assert_eq!(u16::from(frame.code), 1001);
+                    break;
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("expected close 1001, got {other:?}"),
+            }
+        }
+    });
+    assert!(daemon.wait_exit().success());
+}

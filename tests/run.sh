@@ -18,4 +18,13 @@ if ((${#missing[@]})); then
     fi
 fi
 
+# Python peers: the websockets client (tests/python_client.rs) and the benchmark peers.
+venv=tests/.venv
+if [[ ! -x $venv/bin/python ]] || ! cmp -s tests/python/requirements.txt "$venv/requirements.txt"; then
+    echo "tests/run.sh: preparing $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+    cp tests/python/requirements.txt "$venv/requirements.txt"
+fi
+
 cargo test --locked "$@"
