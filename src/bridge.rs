@@ -37,6 +37,10 @@ use crate::notifier::{MessageType, Notifier, Stats};
 /// Messages queued between other threads and the loop before new ones are dropped.
 pub const DEFAULT_BRIDGE_CAPACITY: usize = 4096;
 
+/// Messages the pump delivers before it lets the client writers run; well under the
+/// per-client queue bound (1024 by default), so a burst cannot overflow a client that keeps up.
+pub const BURST_BEFORE_YIELD: usize = 64;
+
 /// What crosses from another thread to the loop.
 #[derive(Debug)]
 enum Request {
@@ -62,6 +66,7 @@ pub fn notifier_channel(
     let (tx, rx) = async_channel::bounded(capacity);
     let handle = NotifierHandle { tx, stats: notifier.stats() };
     let pump = async move {
+        let mut since_yield = 0;
         while let Ok(request) = rx.recv().await {
             match request {
                 Request::Broadcast(kind, data) => {
@@ -70,9 +75,14 @@ pub fn notifier_channel(
                 Request::Error(message) => notifier.add_error(message),
                 Request::Warning(message) => notifier.add_warning(message),
             }
-            // Let the client writers run between messages: a burst from another thread would
-            // otherwise be queued whole before any byte is written, and overflow every client.
-            futures_lite::future::yield_now().await;
+            // Let the client writers run during a burst: otherwise it would be queued whole
+            // before any byte is written, and overflow every client. Not after every message:
+            // a writer that finds several frames queued sends them in one syscall.
+            since_yield += 1;
+            if since_yield == BURST_BEFORE_YIELD || rx.is_empty() {
+                since_yield = 0;
+                futures_lite::future::yield_now().await;
+            }
         }
     };
     (handle, pump)

@@ -5,7 +5,7 @@
 //! step on the loop thread, so a reconnecting client gets every message after its `since`
 //! exactly once: nothing can be broadcast between the snapshot and the registration.
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -37,8 +37,9 @@ pub struct Hub {
     next_seq: Cell<u64>,
     /// Recent messages for `since` replay.
     ring: RefCell<Ring>,
-    /// Live subscribers' outboxes, in subscription order.
-    clients: RefCell<BTreeMap<ClientId, Rc<Outbox>>>,
+    /// Live subscribers' outboxes, in subscription order. A Vec: broadcast walks it once per
+    /// message, which is far more frequent than (un)subscribing.
+    clients: RefCell<Vec<(ClientId, Rc<Outbox>)>>,
     /// The next subscriber id.
     next_client: Cell<ClientId>,
     /// Counters, shared with other threads.
@@ -110,25 +111,28 @@ impl Hub {
         }
         let id = self.next_client.get();
         self.next_client.set(id + 1);
-        self.clients.borrow_mut().insert(id, outbox.clone());
+        self.clients.borrow_mut().push((id, outbox.clone()));
         self.stats.clients.store(self.clients.borrow().len() as u64, Relaxed);
         (id, outbox)
     }
 
     /// Forgets a subscriber (idempotent).
     pub(crate) fn unsubscribe(&self, id: ClientId) {
-        if let Some(outbox) = self.clients.borrow_mut().remove(&id) {
+        let mut clients = self.clients.borrow_mut();
+        if let Some(index) = clients.iter().position(|(client, _)| *client == id) {
+            let (_, outbox) = clients.remove(index);
             if outbox.state() == super::outbox::State::Open {
                 outbox.drain();
             }
         }
+        drop(clients);
         self.stats.clients.store(self.clients.borrow().len() as u64, Relaxed);
     }
 
     /// Queues a close frame (1001, going away) for every client and lets their writers drain.
     pub(crate) fn close_all(&self) {
         let close = super::outbox::close_frame(1001, "daemon shutting down");
-        for outbox in self.clients.borrow().values() {
+        for (_, outbox) in self.clients.borrow().iter() {
             outbox.push_unbounded(Out::Owned(close.clone()));
             outbox.drain();
         }

@@ -136,6 +136,16 @@ impl Outbox {
         .await
     }
 
+    /// The next frame if one is queued now; never waits.
+    pub(crate) fn try_pop(&self) -> Option<Out> {
+        if self.state.get() == State::Overflowed {
+            return None;
+        }
+        let out = self.frames.borrow_mut().pop_front()?;
+        self.bytes.set(self.bytes.get() - out.bytes().len());
+        Some(out)
+    }
+
     /// Resolves when the outbox overflows (used while a write is in progress).
     pub(crate) async fn overflowed(&self) {
         poll_fn(|cx| {

@@ -5,7 +5,7 @@
 //! [`Transport`], which only appends to the client's [`Outbox`]; a separate writer drains the
 //! outbox onto the socket. So broadcast frames, encoded once for everyone, and this client's
 //! own frames share one FIFO and never interleave mid-frame.
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::{Shutdown, TcpStream};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -54,9 +54,13 @@ pub(crate) async fn run(
 
 /// tungstenite's limits for one client; its defaults (64 MiB messages, unbounded buffers) are
 /// far too generous for a local notification socket.
+///
+/// The read buffer is small because clients rarely send anything and tungstenite zero-fills
+/// the whole buffer on every read, so its size is resident memory for every idle client; it
+/// grows for the occasional large message.
 fn websocket_config(limits: &Limits) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(0) // the transport never blocks: hand frames over at once
         .max_write_buffer_size(limits.max_incoming_message * 2)
         .max_message_size(Some(limits.max_incoming_message))
@@ -119,10 +123,26 @@ fn close_for(err: &WsError) -> Option<(CloseCode, &'static str)> {
     }
 }
 
+/// Most frames handed to one `writev(2)`.
+const MAX_BATCH_FRAMES: usize = 128;
+
 /// Writes the outbox to the socket until it drains, overflows or the socket fails.
+///
+/// Whatever is queued when the writer runs goes out in one `writev`: under load a client
+/// costs one syscall per batch instead of one per message.
 async fn write_loop(socket: &Async<TcpStream>, outbox: &Outbox) {
-    while let Some(out) = outbox.pop().await {
-        if !write_frame(socket, outbox, out.bytes()).await {
+    let mut batch = Vec::with_capacity(MAX_BATCH_FRAMES);
+    while let Some(first) = outbox.pop().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH_FRAMES {
+            match outbox.try_pop() {
+                Some(out) => batch.push(out),
+                None => break,
+            }
+        }
+        let written = write_batch(socket, outbox, &batch).await;
+        batch.clear();
+        if !written {
             return;
         }
     }
@@ -132,12 +152,15 @@ async fn write_loop(socket: &Async<TcpStream>, outbox: &Outbox) {
     }
 }
 
-/// Writes one frame. If the outbox overflows meanwhile, the frame is still finished (within
-/// the grace period) so that the close frame starts on a frame boundary. False on failure.
-async fn write_frame(socket: &Async<TcpStream>, outbox: &Outbox, frame: &[u8]) -> bool {
+/// Writes a batch of frames. If the outbox overflows meanwhile, only the frame in progress is
+/// finished (within the grace period) so that the close frame starts on a frame boundary.
+/// False when the socket failed or the batch was cut short.
+async fn write_batch(socket: &Async<TcpStream>, outbox: &Outbox, batch: &[Out]) -> bool {
+    let total: usize = batch.iter().map(|out| out.bytes().len()).sum();
     let mut written = 0;
-    while written < frame.len() {
-        let step = async { Some((&*socket).write(&frame[written..]).await) }
+    while written < total {
+        let slices = slices_from(batch, written, total);
+        let step = async { Some((&*socket).write_vectored(&slices).await) }
             .or(async {
                 outbox.overflowed().await;
                 None
@@ -147,15 +170,52 @@ async fn write_frame(socket: &Async<TcpStream>, outbox: &Outbox, frame: &[u8]) -
             Some(Ok(0)) | Some(Err(_)) => return false,
             Some(Ok(n)) => written += n,
             None => {
-                let rest = &frame[written..];
-                return matches!(
-                    within(CLOSE_GRACE, async { (&*socket).write_all(rest).await }).await,
-                    Some(Ok(()))
-                );
+                let boundary = frame_boundary_at_or_after(batch, written);
+                return within(CLOSE_GRACE, write_range(socket, batch, written, boundary)).await
+                    == Some(true);
             }
         }
     }
     true
+}
+
+/// Writes bytes `from..to` of the concatenated batch.
+async fn write_range(socket: &Async<TcpStream>, batch: &[Out], mut from: usize, to: usize) -> bool {
+    while from < to {
+        match (&*socket).write_vectored(&slices_from(batch, from, to)).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => from += n,
+        }
+    }
+    true
+}
+
+/// `IoSlice`s over bytes `from..to` of the batch, as if its frames were one buffer.
+fn slices_from(batch: &[Out], from: usize, to: usize) -> Vec<IoSlice<'_>> {
+    let mut slices = Vec::with_capacity(batch.len());
+    let mut offset = 0;
+    for out in batch {
+        let bytes = out.bytes();
+        let (start, end) = (offset, offset + bytes.len());
+        offset = end;
+        if end <= from || start >= to {
+            continue;
+        }
+        slices.push(IoSlice::new(&bytes[from.max(start) - start..to.min(end) - start]));
+    }
+    slices
+}
+
+/// The end of the frame that contains byte `position` (or `position` if a frame ends there).
+fn frame_boundary_at_or_after(batch: &[Out], position: usize) -> usize {
+    let mut end = 0;
+    for out in batch {
+        if end >= position {
+            return end;
+        }
+        end += out.bytes().len();
+    }
+    end
 }
 
 async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
@@ -165,6 +225,37 @@ async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T
             None
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch() -> Vec<Out> {
+        vec![Out::Owned(b"abc".to_vec()), Out::Owned(b"de".to_vec()), Out::Owned(b"fgh".to_vec())]
+    }
+
+    #[test]
+    fn slices_cover_exactly_the_requested_range() {
+        let batch = batch();
+        let flat =
+            |from, to| slices_from(&batch, from, to).iter().flat_map(|s| s.to_vec()).collect::<Vec<u8>>();
+        assert_eq!(flat(0, 8), b"abcdefgh");
+        assert_eq!(flat(2, 8), b"cdefgh");
+        assert_eq!(flat(3, 5), b"de");
+        assert_eq!(flat(4, 7), b"efg");
+        assert!(flat(8, 8).is_empty());
+    }
+
+    #[test]
+    fn frame_boundaries() {
+        let batch = batch();
+        assert_eq!(frame_boundary_at_or_after(&batch, 0), 0);
+        assert_eq!(frame_boundary_at_or_after(&batch, 1), 3);
+        assert_eq!(frame_boundary_at_or_after(&batch, 3), 3);
+        assert_eq!(frame_boundary_at_or_after(&batch, 4), 5);
+        assert_eq!(frame_boundary_at_or_after(&batch, 7), 8);
+    }
 }
 
 /// What tungstenite reads from and writes to: the socket for reading, the outbox for writing.

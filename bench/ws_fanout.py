@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Fan-out benchmark server in Python (asyncio + websockets): the peer robin is compared with.
+
+Same interface as `cargo run --release --example ws_fanout`:
+    ws_fanout.py --port P --clients N --messages M --size S [--rate R]
+Listens on ws://127.0.0.1:P/ws, prints READY, waits for N clients, broadcasts M
+progress_updates messages {"seq": i, "t": <ns since epoch at send>, "pad": "<S bytes>"}, then
+{"type":"bench_done","data":{}}, and exits 1 s later. Uses websockets.broadcast(), the library's
+own fan-out helper, with the write limit raised so that no message is skipped.
+"""
+import argparse
+import asyncio
+import json
+import time
+
+from websockets.asyncio.server import broadcast, serve
+
+
+async def main(opts: argparse.Namespace) -> None:
+    clients = set()
+    enough = asyncio.Event()
+
+    async def handler(ws):
+        clients.add(ws)
+        if len(clients) >= opts.clients:
+            enough.set()
+        try:
+            await ws.wait_closed()
+        finally:
+            clients.discard(ws)
+
+    async with serve(handler, "127.0.0.1", opts.port, write_limit=2**30, max_queue=None):
+        print("READY", flush=True)
+        await enough.wait()
+        pad = "x" * opts.size
+        start = time.monotonic()
+        for seq in range(opts.messages):
+            if opts.rate:
+                delay = start + seq / opts.rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            message = {"type": "progress_updates", "data": {"seq": seq, "t": time.time_ns(), "pad": pad}}
+            broadcast(clients, json.dumps(message))
+            await asyncio.sleep(0)
+        broadcast(clients, json.dumps({"type": "bench_done", "data": {}}))
+        await asyncio.sleep(1)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--clients", type=int, default=1)
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--size", type=int, default=100)
+    parser.add_argument("--rate", type=float)
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,92 @@
+//! Fan-out benchmark server: the real notifier broadcasting to N WebSocket clients.
+//!
+//! ```sh
+//! cargo run --release --example ws_fanout -- --port P --clients N --messages M --size S [--rate R]
+//! ```
+//!
+//! Listens on `ws://127.0.0.1:P/ws` and prints `READY` on stdout. Once N clients are connected
+//! it broadcasts M `progress_updates` messages whose data is
+//! `{"seq": i, "t": <ns since the Unix epoch at send>, "pad": "<S bytes>"}` (at R messages per
+//! second when `--rate` is given, else as fast as the clients take them), then one
+//! `{"type":"bench_done","data":{}}`, and exits 1 s later. This interface is how robin is
+//! compared with other implementations (bench/ws_fanout.py is the Python peer): keep it exact.
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_io::Timer;
+use robin::control::Controller;
+use robin::notifier::{Limits, MessageType, Notifier};
+use robin::runtime::Spawner;
+use robin::web;
+use serde::Serialize;
+use serde_json::json;
+
+#[derive(Serialize)]
+struct Tick<'a> {
+    seq: u64,
+    t: u128,
+    pad: &'a str,
+}
+
+struct Options {
+    port: u16,
+    clients: usize,
+    messages: u64,
+    size: usize,
+    rate: Option<f64>,
+}
+
+fn parse() -> Result<Options, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut opts = Options { port: 0, clients: 1, messages: 1000, size: 100, rate: None };
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("port") => opts.port = parser.value()?.parse()?,
+            Long("clients") => opts.clients = parser.value()?.parse()?,
+            Long("messages") => opts.messages = parser.value()?.parse()?,
+            Long("size") => opts.size = parser.value()?.parse()?,
+            Long("rate") => opts.rate = Some(parser.value()?.parse()?),
+            other => return Err(other.unexpected()),
+        }
+    }
+    Ok(opts)
+}
+
+fn main() {
+    let opts = parse().unwrap_or_else(|err| {
+        eprintln!("ws_fanout: {err}");
+        std::process::exit(2);
+    });
+    let listener = std::net::TcpListener::bind(("127.0.0.1", opts.port)).expect("bind");
+    let ex = Spawner::new();
+    let notifier = Notifier::new(Limits::default());
+    let controller = Rc::new(Controller::new(robin::config::Features::defaults(), notifier.clone()));
+    let server = web::Server::new(listener, controller, web::Limits::default()).expect("listener");
+    let _serving = ex.spawn(server.serve());
+    println!("READY");
+
+    ex.block_on(async {
+        while notifier.client_count() < opts.clients {
+            Timer::after(Duration::from_millis(5)).await;
+        }
+        let pad = "x".repeat(opts.size);
+        let started = Instant::now();
+        for seq in 0..opts.messages {
+            if let Some(rate) = opts.rate {
+                Timer::at(started + Duration::from_secs_f64(seq as f64 / rate)).await;
+            }
+            let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+            notifier.broadcast(MessageType::ProgressUpdates, &Tick { seq, t, pad: &pad });
+            // Let the client writers run between bursts, as the daemon's bridge pump does
+            // (robin::bridge::BURST_BEFORE_YIELD); each writer then sends its burst in one writev.
+            if opts.rate.is_some() || (seq + 1) % robin::bridge::BURST_BEFORE_YIELD as u64 == 0 {
+                futures_lite::future::yield_now().await;
+            }
+        }
+        notifier.broadcast(MessageType::BenchDone, &json!({}));
+        Timer::after(Duration::from_secs(1)).await;
+    });
+    let stats = notifier.stats();
+    eprintln!("ws_fanout: done; notifier stats {}", stats.to_json());
+}
