@@ -27,6 +27,7 @@
 //! ```
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 
@@ -52,8 +53,14 @@ enum Request {
 /// Broadcasts from any thread. `Clone + Send + Sync`; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct NotifierHandle {
-    /// Into the loop.
+    /// Into the loop. Unbounded in the type, bounded by `in_flight`: a bounded async-channel
+    /// allocates and touches every slot up front (about 256 KiB for 4096), resident for the
+    /// daemon's whole life, while this one allocates only while messages are in flight.
     tx: async_channel::Sender<Request>,
+    /// Messages sent and not yet taken by the loop.
+    in_flight: Arc<AtomicUsize>,
+    /// The most messages in flight before new ones are dropped.
+    capacity: usize,
     /// The notifier's counters.
     stats: Arc<Stats>,
 }
@@ -63,11 +70,13 @@ pub fn notifier_channel(
     notifier: Rc<Notifier>,
     capacity: usize,
 ) -> (NotifierHandle, impl Future<Output = ()>) {
-    let (tx, rx) = async_channel::bounded(capacity);
-    let handle = NotifierHandle { tx, stats: notifier.stats() };
+    let (tx, rx) = async_channel::unbounded();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let handle = NotifierHandle { tx, in_flight: in_flight.clone(), capacity, stats: notifier.stats() };
     let pump = async move {
         let mut since_yield = 0;
         while let Ok(request) = rx.recv().await {
+            in_flight.fetch_sub(1, Relaxed);
             match request {
                 Request::Broadcast(kind, data) => {
                     notifier.broadcast(kind, &data);
@@ -110,18 +119,20 @@ impl NotifierHandle {
     }
 
     fn send(&self, request: Request) -> bool {
-        match self.tx.try_send(request) {
-            Ok(()) => true,
-            Err(err) => {
-                let dropped = self.stats.bridge_dropped.fetch_add(1, Relaxed) + 1;
-                // Log the first drop and then every 1000th, so a flood does not become a log flood.
-                if dropped == 1 || dropped % 1000 == 0 {
-                    let why = if err.is_full() { "bridge channel full" } else { "loop stopped" };
-                    log::warn!("notifier bridge: dropped a message ({why}); {dropped} dropped so far");
-                }
-                false
-            }
+        let why = if self.in_flight.fetch_add(1, Relaxed) >= self.capacity {
+            "bridge channel full"
+        } else if self.tx.try_send(request).is_err() {
+            "loop stopped"
+        } else {
+            return true;
+        };
+        self.in_flight.fetch_sub(1, Relaxed);
+        let dropped = self.stats.bridge_dropped.fetch_add(1, Relaxed) + 1;
+        // Log the first drop and then every 1000th, so a flood does not become a log flood.
+        if dropped == 1 || dropped % 1000 == 0 {
+            log::warn!("notifier bridge: dropped a message ({why}); {dropped} dropped so far");
         }
+        false
     }
 }
 
@@ -143,4 +154,30 @@ pub fn broadcast_ws_message(kind: MessageType, data: Value) -> bool {
 fn assert_send_sync() {
     fn check<T: Send + Sync + Clone>() {}
     check::<NotifierHandle>();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notifier::Limits;
+
+    #[test]
+    fn a_full_bridge_drops_and_counts_instead_of_blocking() {
+        let notifier = Notifier::new(Limits::default());
+        let (handle, _pump_not_running) = notifier_channel(notifier, 2);
+        assert!(handle.broadcast(MessageType::RefreshBalances, Value::Null));
+        assert!(handle.add_error("two"));
+        assert!(!handle.add_warning("three"), "the third does not fit");
+        assert!(!handle.broadcast(MessageType::RefreshBalances, Value::Null));
+        assert_eq!(handle.stats().bridge_dropped.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn a_stopped_loop_drops_and_counts() {
+        let notifier = Notifier::new(Limits::default());
+        let (handle, pump) = notifier_channel(notifier, 8);
+        drop(pump);
+        assert!(!handle.broadcast(MessageType::RefreshBalances, Value::Null));
+        assert_eq!(handle.stats().bridge_dropped.load(Relaxed), 1);
+    }
 }

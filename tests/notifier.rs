@@ -381,3 +381,42 @@ fn websockets_flag_off_refuses_ws_but_keeps_errors() {
     eventually("the broadcast", || stats.broadcasts.load(Relaxed) == 1);
     assert_eq!(http_get(server.addr, "/api/1/messages").1["result"]["errors"], json!(["kept for polling"]));
 }
+
+#[test]
+fn a_client_that_ignores_pings_is_closed_and_one_that_answers_stays() {
+    let limits = Limits {
+        ping_interval: Duration::from_millis(100),
+        pong_timeout: Duration::from_millis(100),
+        ..Limits::default()
+    };
+    let server = NotifierLoop::start(Options { limits, ..Options::default() });
+
+    // A raw client never answers: it sees a ping, then the server hangs up.
+    let mut deaf = stalled_client(&server);
+    let mut head = [0u8; 2];
+    deaf.read_exact(&mut head).unwrap();
+    assert_eq!(head[0] & 0x0F, 0x9, "the first thing a quiet client gets is a ping");
+    let mut rest = Vec::new();
+    let _ = deaf.read_to_end(&mut rest); // returns at EOF; the read timeout is 10 s
+    assert!(rest.len() < 64, "nothing but the ping's payload before the close: {rest:?}");
+
+    // tungstenite answers pings while it reads: that client outlives many intervals.
+    smol::block_on(async {
+        let mut live = connect(&server.url("")).await;
+        let reader = async {
+            loop {
+                match live.next().await {
+                    Some(Ok(Message::Text(text))) => return text.to_string(),
+                    Some(Ok(_)) => continue,
+                    other => panic!("connection ended: {other:?}"),
+                }
+            }
+        };
+        let broadcaster = async {
+            async_io::Timer::after(Duration::from_millis(800)).await;
+            server.handle.broadcast(MessageType::RefreshBalances, json!({}));
+        };
+        let (text, ()) = futures_lite::future::zip(reader, broadcaster).await;
+        assert!(text.contains("refresh_balances"));
+    });
+}
