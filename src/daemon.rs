@@ -12,11 +12,12 @@ use std::net::TcpListener;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use async_signal::{Signal, Signals};
-use futures_lite::StreamExt;
+use futures_lite::{FutureExt, StreamExt};
 use serde_json::json;
 
 use crate::config::{Config, Environment, Feature};
@@ -24,13 +25,15 @@ use crate::control::{Controller, Endpoints};
 use crate::notifier::{self, Notifier};
 use crate::runtime::Spawner;
 use crate::systemd::{self, ActivatedSockets, ServiceManager};
-use crate::{bridge, ipc, lockfile, web};
+use crate::{bridge, db, ipc, lockfile, web};
 
 /// `Result` with this part's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Exit status after a second signal cut a graceful shutdown short.
 pub const FORCED_EXIT_CODE: i32 = 130;
+/// How long the database gets to finish its last write and checkpoint at shutdown.
+pub const DATABASE_CLOSE_GRACE: Duration = Duration::from_millis(1000);
 /// How long WebSocket clients get to take their close frame at shutdown.
 pub const CLIENT_CLOSE_GRACE: Duration = Duration::from_millis(300);
 
@@ -65,6 +68,9 @@ pub enum Error {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers")]
     Signals(#[source] std::io::Error),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Database(#[from] db::Error),
     /// The API token file could not be read or written.
     #[error("cannot {action} API token file {}", .path.display())]
     Token {
@@ -130,8 +136,8 @@ pub fn run(config: Config, env: &Environment) -> Result<()> {
 
     let ex = Spawner::new();
     let parts = Parts { http, ipc, notifier, service, watchdog, endpoints };
-    ex.block_on(serve(&ex, parts, signals));
-    Ok(())
+    let database_path = config.database_path();
+    ex.block_on(serve(&ex, parts, controller, database_path, signals))
 }
 
 /// What the loop runs, built before it starts.
@@ -198,12 +204,25 @@ fn random_token() -> std::io::Result<String> {
 }
 
 /// The loop's main future: serve until a signal, then stop everything it started.
-async fn serve(ex: &Spawner, parts: Parts, mut signals: Signals) {
+async fn serve(
+    ex: &Spawner,
+    parts: Parts,
+    controller: Rc<Controller>,
+    database_path: PathBuf,
+    mut signals: Signals,
+) -> Result<()> {
     let Parts { http, ipc, notifier, service, watchdog, endpoints } = parts;
     let (bridge_handle, bridge_pump) =
         bridge::notifier_channel(notifier.clone(), bridge::DEFAULT_BRIDGE_CAPACITY);
-    bridge::install_global(bridge_handle);
+    bridge::install_global(bridge_handle.clone());
     let bridge_task = ex.spawn(bridge_pump);
+
+    // The listeners are bound (clients queue in the backlog) but not served until the database
+    // is open: a client that gets in must find the data there, and READY=1 means all of it.
+    notify(&service, "STATUS=opening the database").await;
+    let database = open_database(&database_path, bridge_handle).await?;
+    controller.set_database(Some(database.clone()));
+
     let http_task = ex.spawn(http.serve());
     let ipc_task = ipc.map(|server| ex.spawn(server.serve()));
     let service = Rc::new(service);
@@ -235,8 +254,38 @@ async fn serve(ex: &Spawner, parts: Parts, mut signals: Signals) {
     if let Some(task) = watchdog_task {
         task.cancel().await;
     }
+    controller.set_database(None);
+    let closed = async {
+        database.close().await;
+        true
+    }
+    .or(async {
+        Timer::after(DATABASE_CLOSE_GRACE).await;
+        false
+    })
+    .await;
+    if !closed {
+        log::warn!(
+            "the database did not close within {DATABASE_CLOSE_GRACE:?}; its last write finishes or rolls back"
+        );
+    }
     bridge_task.cancel().await;
     log::info!("stopped");
+    Ok(())
+}
+
+/// Opens the default (plain) database, broadcasting migration progress as `db_upgrade_status`.
+async fn open_database(path: &std::path::Path, notifier: bridge::NotifierHandle) -> Result<db::Database> {
+    let options = db::Options {
+        on_migration: Arc::new(move |progress| {
+            let data = serde_json::to_value(&progress).unwrap_or_default();
+            notifier.broadcast(notifier::MessageType::DbUpgradeStatus, data);
+        }),
+        ..db::Options::default()
+    };
+    let database = db::Database::open(path, None, options).await?;
+    log::info!("database {} open (schema version {})", path.display(), database.schema_version());
+    Ok(database)
 }
 
 /// Tells systemd and whoever started us (one JSON line on stdout) that we are serving.

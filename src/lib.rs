@@ -42,6 +42,7 @@ pub mod bridge;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod db;
 pub mod ipc;
 pub mod lockfile;
 pub mod logging;

@@ -326,3 +326,44 @@ fn websocket_clients_get_going_away_at_shutdown() {
     });
     assert!(daemon.wait_exit().success());
 }
+
+#[test]
+fn the_default_database_is_open_before_ready() {
+    let sandbox = Sandbox::new();
+    let _daemon = Daemon::start(sandbox.command());
+    let status = ipc_call(&sandbox.socket(), r#"{"id":1,"method":"status"}"#);
+    let database = &status["result"]["database"];
+    assert_eq!(database["path"], sandbox.data_dir().join("robin.db").to_str().unwrap());
+    assert_eq!(database["encrypted"], false);
+    assert_eq!(database["schema_version"], robin::db::MIGRATIONS.last().unwrap().version);
+}
+
+#[test]
+fn a_database_from_a_newer_robin_stops_startup_clearly() {
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.data_dir()).unwrap();
+    let conn = rusqlite::Connection::open(sandbox.data_dir().join("robin.db")).unwrap();
+    conn.execute_batch("PRAGMA user_version = 99;").unwrap();
+    drop(conn);
+    let out = sandbox.command().output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("schema version 99") && stderr.contains("upgrade robin"), "{stderr}");
+}
+
+#[test]
+fn data_written_before_sigterm_is_there_after_restart() {
+    let sandbox = Sandbox::new();
+    let mut daemon = Daemon::start(sandbox.command());
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit().success());
+    let path = sandbox.data_dir().join("robin.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("INSERT INTO settings (name, value) VALUES ('main_currency', 'EUR')", []).unwrap();
+    drop(conn);
+    let _daemon = Daemon::start(sandbox.command());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let value: String =
+        conn.query_row("SELECT value FROM settings WHERE name = 'main_currency'", [], |r| r.get(0)).unwrap();
+    assert_eq!(value, "EUR");
+}

@@ -12,6 +12,17 @@ fn recv(socket: &UnixDatagram) -> String {
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
+/// Reads notifications until one has the line `wanted` (STATUS= updates may come first).
+fn recv_until(socket: &UnixDatagram, wanted: &str) -> String {
+    for _ in 0..20 {
+        let message = recv(socket);
+        if message.lines().any(|l| l == wanted) {
+            return message;
+        }
+    }
+    panic!("no {wanted} in 20 notifications");
+}
+
 #[test]
 fn sends_ready_then_stopping_to_notify_socket() {
     let sandbox = Sandbox::new();
@@ -23,14 +34,12 @@ fn sends_ready_then_stopping_to_notify_socket() {
     cmd.env("NOTIFY_SOCKET", &path);
     let mut daemon = Daemon::start(cmd);
 
-    let ready = recv(&systemd);
-    assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
+    let ready = recv_until(&systemd, "READY=1");
     let status = ready.lines().find_map(|l| l.strip_prefix("STATUS=")).expect("a STATUS= line");
     assert!(status.contains(&daemon.http_addr().to_string()), "{status}");
 
     daemon.signal("TERM");
-    let stopping = recv(&systemd);
-    assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
+    recv_until(&systemd, "STOPPING=1");
     assert!(daemon.wait_exit().success());
 }
 
@@ -67,5 +76,5 @@ fn abstract_notify_socket_is_supported() {
     let mut cmd = sandbox.command();
     cmd.env("NOTIFY_SOCKET", format!("@{name}"));
     let _daemon = Daemon::start(cmd);
-    assert!(recv(&systemd).contains("READY=1"));
+    recv_until(&systemd, "READY=1");
 }

@@ -63,6 +63,8 @@ pub const ENV_WS_ORIGINS: &str = "ROBIN_WS_ORIGINS";
 pub const ENV_API_TOKEN_FILE: &str = "ROBIN_API_TOKEN_FILE";
 /// Environment variable for `--generate-api-token`.
 pub const ENV_GENERATE_API_TOKEN: &str = "ROBIN_GENERATE_API_TOKEN";
+/// The default database's file name inside the data directory.
+pub const DATABASE_FILE_NAME: &str = "robin.db";
 /// The generated API token's file name inside the runtime directory.
 pub const API_TOKEN_FILE_NAME: &str = "api-token";
 
@@ -391,6 +393,11 @@ impl Config {
             );
         }
         out
+    }
+
+    /// The default (unencrypted) database, opened at start-up.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.value.join(DATABASE_FILE_NAME)
     }
 
     /// Where a generated API token is written.

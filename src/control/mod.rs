@@ -31,6 +31,7 @@ use std::time::Instant;
 use serde_json::{Map, Value, json};
 
 use crate::config::{Feature, Features};
+use crate::db::Database;
 use crate::notifier::Notifier;
 
 /// `Result` with this part's error.
@@ -130,12 +131,20 @@ pub struct Controller {
     endpoints: RefCell<Endpoints>,
     /// Broadcasts and the kept user-facing messages.
     notifier: Rc<Notifier>,
+    /// The open database, if any.
+    database: RefCell<Option<Database>>,
 }
 
 impl Controller {
     /// A controller for a daemon with these feature flags and parts.
     pub fn new(features: Features, notifier: Rc<Notifier>) -> Controller {
-        Controller { started: Instant::now(), features, endpoints: RefCell::default(), notifier }
+        Controller {
+            started: Instant::now(),
+            features,
+            endpoints: RefCell::default(),
+            notifier,
+            database: RefCell::default(),
+        }
     }
 
     /// A controller with every feature at its default and fresh parts, for tests and examples.
@@ -146,6 +155,11 @@ impl Controller {
     /// The notifier, when WebSocket clients may attach (feature flag `websockets`).
     pub fn websocket_notifier(&self) -> Option<Rc<Notifier>> {
         self.features.enabled(Feature::Websockets).then(|| self.notifier.clone())
+    }
+
+    /// Records the open database (or none, after it closed).
+    pub fn set_database(&self, database: Option<Database>) {
+        *self.database.borrow_mut() = database;
     }
 
     /// Records where the daemon listens (reported by `status`).
@@ -179,6 +193,7 @@ impl Controller {
             "ipc": endpoints.ipc.as_ref().map(|p| p.display().to_string()),
             "features": features,
             "notifier": self.notifier.stats().to_json(),
+            "database": self.database.borrow().as_ref().map(Database::describe),
         })
     }
 }

@@ -1,0 +1,99 @@
+//! The database part's error type.
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `Result` with this part's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong with the database, in terms a user or caller can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The password does not open this database. Nothing on disk was changed.
+    #[error("wrong password for database {}", .0.display())]
+    WrongPassword(PathBuf),
+    /// The database is encrypted and no password was given.
+    #[error("database {} is encrypted: a password is needed to open it", .0.display())]
+    PasswordNeeded(PathBuf),
+    /// A password was given but this build has no SQLCipher: refusing to write plaintext.
+    #[error(
+        "this build of robin has no SQLCipher support; refusing to open an encrypted database in plaintext"
+    )]
+    NoEncryption,
+    /// The database was written by a newer robin.
+    #[error("database {} has schema version {found}, newer than the {supported} this robin supports; upgrade robin", .path.display())]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: u32,
+        /// The newest version this binary knows.
+        supported: u32,
+    },
+    /// A schema migration failed; the database stays at the version before it.
+    #[error("migration of {} to schema version {version} failed", .path.display())]
+    Migration {
+        /// The database file.
+        path: PathBuf,
+        /// The version that could not be reached.
+        version: u32,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database file could not be opened or prepared.
+    #[error("cannot open database {}", .path.display())]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A statement failed.
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A write waited longer than the configured limit for the single write slot.
+    #[error("a database write waited more than {0:?} for its turn; the database is busy")]
+    WriteTimeout(Duration),
+    /// The closure panicked; the transaction was rolled back.
+    #[error("a database closure panicked and its transaction was rolled back: {0}")]
+    Panicked(String),
+    /// The closure asked for a rollback with its own error.
+    #[error("transaction rolled back: {0}")]
+    Rollback(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// `read_ctx`/`write_ctx` was called on the event-loop thread, where it would block.
+    #[error("blocking database call on the event-loop thread; use the async read/write there")]
+    OnLoopThread,
+    /// `write_ctx` was called inside a write closure, which already holds the write slot.
+    #[error("nested database write: use tx.savepoint() inside a write")]
+    NestedWrite,
+    /// A savepoint name that is not active.
+    #[error("no active savepoint named '{0}'")]
+    UnknownSavepoint(String),
+    /// A savepoint name that is already active.
+    #[error("a savepoint named '{0}' is already active")]
+    DuplicateSavepoint(String),
+    /// A savepoint name that is not a plain identifier.
+    #[error("invalid savepoint name '{0}': use letters, digits and _")]
+    InvalidSavepointName(String),
+    /// The database was closed (logout or shutdown).
+    #[error("the database is closed")]
+    Closed,
+    /// A backup could not be written.
+    #[error("backup to {} failed", .path.display())]
+    Backup {
+        /// The destination.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+impl Error {
+    /// Wraps a caller's error to roll the transaction back with it.
+    pub fn rollback(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+        Error::Rollback(err.into())
+    }
+}

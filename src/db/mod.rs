@@ -1,0 +1,366 @@
+//! The database: SQLite, or SQLCipher when a password is given, on the blocking pool.
+//!
+//! Owns the connections, the schema and its migrations, and every SQL string; it is the only
+//! part that names rusqlite. There is one writer connection and a small pool of read-only
+//! readers, each kept in a [`blocking::Unblock`], so every statement runs on the blocking pool
+//! and never on the event-loop thread. A write takes the single write slot (fairly, with a
+//! time limit), runs `BEGIN IMMEDIATE`, and commits when its closure returns `Ok`; `Err` or a
+//! panic rolls it back. Readers see only committed data (WAL). Code on other threads uses the
+//! same closures through [`Database::read_ctx`] and [`Database::write_ctx`], which refuse to
+//! block the loop thread.
+//!
+//! May touch: its own database file (and its `-wal`/`-shm` companions), and backup files.
+//!
+//! # Examples
+//!
+//! ```
+//! use robin::db::{Database, Options};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("robin.db");
+//! futures_lite::future::block_on(async {
+//!     let db = Database::open(&path, None, Options::default()).await.unwrap();
+//!     db.write(|tx| {
+//!         tx.execute("INSERT INTO settings (name, value) VALUES ('main_currency', 'EUR')", [])?;
+//!         Ok(())
+//!     })
+//!     .await
+//!     .unwrap();
+//!     let currency: String = db
+//!         .read(|tx| Ok(tx.query_row("SELECT value FROM settings WHERE name = 'main_currency'", [], |r| r.get(0))?))
+//!         .await
+//!         .unwrap();
+//!     assert_eq!(currency, "EUR");
+//!     db.close().await;
+//! });
+//! ```
+mod connection;
+mod error;
+mod schema;
+mod tx;
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_lock::Mutex;
+use blocking::Unblock;
+use futures_lite::FutureExt;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+pub use connection::{DEFAULT_BUSY_TIMEOUT, Password};
+pub use error::{Error, Result};
+pub use rusqlite::{OptionalExtension, params};
+pub use schema::{MIGRATIONS, Migration, MigrationProgress};
+pub use tx::WriteTx;
+
+/// How hard SQLite syncs to disk on commit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// Durable across application crashes; a power loss may lose the last commits (WAL).
+    #[default]
+    Normal,
+    /// Durable across power loss too, at a cost per commit.
+    Full,
+}
+
+/// How a database is opened. The defaults suit a desktop app.
+#[derive(Clone)]
+pub struct Options {
+    /// Read-only connections kept open. Default 2.
+    pub readers: usize,
+    /// How long a write may wait for the write slot before failing. Default 30 s.
+    pub write_timeout: Duration,
+    /// How long a statement waits on another connection's lock. Default 5 s.
+    pub busy_timeout: Duration,
+    /// Page cache per connection, in KiB. Default 2048.
+    pub cache_kib: u32,
+    /// `PRAGMA synchronous`. Default NORMAL.
+    pub synchronous: Synchronous,
+    /// The schema steps to apply. Default [`MIGRATIONS`].
+    pub migrations: &'static [Migration],
+    /// Called on the pool thread before each migration step (the daemon broadcasts it).
+    pub on_migration: Arc<dyn Fn(MigrationProgress) + Send + Sync>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            readers: 2,
+            write_timeout: Duration::from_secs(30),
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            cache_kib: 2048,
+            synchronous: Synchronous::Normal,
+            migrations: MIGRATIONS,
+            on_migration: Arc::new(|_| {}),
+        }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("readers", &self.readers)
+            .field("write_timeout", &self.write_timeout)
+            .field("synchronous", &self.synchronous)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An open database. `Clone + Send + Sync`: clones share the connections.
+#[derive(Clone, Debug)]
+pub struct Database {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The database file.
+    path: PathBuf,
+    /// Whether it is SQLCipher-encrypted.
+    encrypted: bool,
+    /// The schema version after migrations.
+    schema_version: u32,
+    /// The single writer; `None` once closed.
+    writer: Mutex<Option<Unblock<Connection>>>,
+    /// Idle readers; a reader in use is out of the channel.
+    idle_readers: (async_channel::Sender<Unblock<Connection>>, async_channel::Receiver<Unblock<Connection>>),
+    /// Bounds and behaviour.
+    options: Options,
+}
+
+thread_local! {
+    /// Set on a pool thread while it runs a write closure, to catch a nested `write_ctx`
+    /// (which would wait for the slot its own caller holds).
+    static IN_WRITE: Cell<bool> = const { Cell::new(false) };
+}
+
+impl Database {
+    /// Opens (creating if needed) the database at `path`, encrypted with `password` when given,
+    /// and migrates it. All the work, key derivation included, runs on the blocking pool.
+    pub async fn open(path: &Path, password: Option<Password>, options: Options) -> Result<Database> {
+        let path = path.to_path_buf();
+        let opened = blocking::unblock(move || open_blocking(path, password, options)).await?;
+        Ok(Database { inner: Arc::new(opened) })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Whether the database is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.inner.encrypted
+    }
+
+    /// The schema version.
+    pub fn schema_version(&self) -> u32 {
+        self.inner.schema_version
+    }
+
+    /// Runs `f` in a read transaction on a reader connection, on the blocking pool.
+    pub async fn read<R, F>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&Transaction<'_>) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let mut reader = ReaderGuard::take(&self.inner).await?;
+        reader.conn().with_mut(move |conn| run_read(conn, f)).await
+    }
+
+    /// Runs `f` in a write transaction: `BEGIN IMMEDIATE`, then commit on `Ok`, roll back on
+    /// `Err` or panic. Waits for the single write slot at most `Options::write_timeout`.
+    pub async fn write<R, F>(&self, f: F) -> Result<R>
+    where
+        F: for<'c> FnOnce(&mut WriteTx<'c>) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let limit = self.inner.options.write_timeout;
+        let slot = async { Some(self.inner.writer.lock().await) }
+            .or(async {
+                async_io::Timer::after(limit).await;
+                None
+            })
+            .await;
+        let mut writer = slot.ok_or(Error::WriteTimeout(limit))?;
+        let conn = writer.as_mut().ok_or(Error::Closed)?;
+        conn.with_mut(move |conn| run_write(conn, f)).await
+    }
+
+    /// [`read`](Self::read) for synchronous code on other threads; an error on the loop thread.
+    pub fn read_ctx<R, F>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&Transaction<'_>) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        if crate::runtime::on_loop_thread() {
+            return Err(Error::OnLoopThread);
+        }
+        futures_lite::future::block_on(self.read(f))
+    }
+
+    /// [`write`](Self::write) for synchronous code on other threads; an error on the loop
+    /// thread, and inside another write (use `tx.savepoint` there).
+    pub fn write_ctx<R, F>(&self, f: F) -> Result<R>
+    where
+        F: for<'c> FnOnce(&mut WriteTx<'c>) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        if crate::runtime::on_loop_thread() {
+            return Err(Error::OnLoopThread);
+        }
+        if IN_WRITE.with(Cell::get) {
+            return Err(Error::NestedWrite);
+        }
+        futures_lite::future::block_on(self.write(f))
+    }
+
+    /// Copies the database to `destination` with SQLite's online backup API, a few pages at a
+    /// time on a reader connection, so writes go on meanwhile. An encrypted database gives an
+    /// encrypted copy under the same key.
+    pub async fn backup_to(&self, destination: &Path, password: Option<Password>) -> Result<()> {
+        let destination = destination.to_path_buf();
+        let mut reader = ReaderGuard::take(&self.inner).await?;
+        let options = self.inner.options.clone();
+        reader
+            .conn()
+            .with_mut(move |conn| {
+                let backup_err = |source| Error::Backup { path: destination.clone(), source };
+                let partial = destination.with_extension("partial");
+                let _ = std::fs::remove_file(&partial);
+                let mut target = Connection::open(&partial).map_err(backup_err)?;
+                if let Some(password) = &password {
+                    drop(target);
+                    target = connection::open(&partial, Some(password), &options, connection::Role::Writer)?;
+                    target.execute_batch("PRAGMA journal_mode = DELETE;").map_err(backup_err)?;
+                }
+                let backup = rusqlite::backup::Backup::new(conn, &mut target).map_err(backup_err)?;
+                backup.run_to_completion(256, Duration::from_millis(1), None).map_err(backup_err)?;
+                drop(backup);
+                drop(target);
+                // Written under another name and renamed: a crash never leaves half a backup
+                // under the name the user asked for.
+                std::fs::rename(&partial, &destination)
+                    .map_err(|e| backup_err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))
+            })
+            .await
+    }
+
+    /// Closes every connection (on the pool), checkpointing the WAL. Later calls get `Closed`.
+    pub async fn close(&self) {
+        if let Some(writer) = self.inner.writer.lock().await.take() {
+            let conn = writer.into_inner().await;
+            blocking::unblock(move || {
+                let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+                drop(conn);
+            })
+            .await;
+        }
+        self.inner.idle_readers.1.close();
+        while let Ok(reader) = self.inner.idle_readers.1.try_recv() {
+            let conn = reader.into_inner().await;
+            blocking::unblock(move || drop(conn)).await;
+        }
+    }
+
+    /// The state for `status`: path, encryption and schema version.
+    pub fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "path": self.inner.path.display().to_string(),
+            "encrypted": self.inner.encrypted,
+            "schema_version": self.inner.schema_version,
+            "readers": self.inner.options.readers,
+        })
+    }
+}
+
+fn open_blocking(path: PathBuf, password: Option<Password>, options: Options) -> Result<Inner> {
+    let mut writer = connection::open(&path, password.as_ref(), &options, connection::Role::Writer)?;
+    let schema_version = schema::migrate(&mut writer, &path, options.migrations, &*options.on_migration)?;
+    let idle_readers = async_channel::unbounded();
+    for _ in 0..options.readers.max(1) {
+        let reader = connection::open(&path, password.as_ref(), &options, connection::Role::Reader)?;
+        let _ = idle_readers.0.try_send(Unblock::new(reader));
+    }
+    // The password is dropped (and zeroed) here: connections keep their derived keys.
+    drop(password);
+    Ok(Inner {
+        encrypted: options_encrypted(&writer),
+        path,
+        schema_version,
+        writer: Mutex::new(Some(Unblock::new(writer))),
+        idle_readers,
+        options,
+    })
+}
+
+fn options_encrypted(conn: &Connection) -> bool {
+    // `cipher_status` is 1 on a keyed SQLCipher connection.
+    conn.query_row("PRAGMA cipher_status", [], |row| row.get::<_, String>(0)).is_ok_and(|s| s == "1")
+}
+
+fn run_read<R>(conn: &mut Connection, f: impl FnOnce(&Transaction<'_>) -> Result<R>) -> Result<R> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+    match catch_unwind(AssertUnwindSafe(|| f(&tx))) {
+        Ok(result) => result,
+        Err(panic) => Err(Error::Panicked(panic_message(&panic))),
+    }
+    // `tx` drops here and rolls back: a read transaction has nothing to keep.
+}
+
+fn run_write<R>(conn: &mut Connection, f: impl for<'c> FnOnce(&mut WriteTx<'c>) -> Result<R>) -> Result<R> {
+    let mut tx = WriteTx::new(conn.transaction_with_behavior(TransactionBehavior::Immediate)?);
+    IN_WRITE.with(|flag| flag.set(true));
+    let outcome = catch_unwind(AssertUnwindSafe(|| f(&mut tx)));
+    IN_WRITE.with(|flag| flag.set(false));
+    match outcome {
+        Ok(Ok(value)) => {
+            tx.commit()?;
+            Ok(value)
+        }
+        // Dropping the transaction rolls it back.
+        Ok(Err(err)) => Err(err),
+        Err(panic) => Err(Error::Panicked(panic_message(&panic))),
+    }
+}
+
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string())
+}
+
+/// A reader taken from the pool; goes back on drop, even if the future using it is cancelled
+/// mid-statement (the `Unblock` finishes the statement before serving the next caller).
+struct ReaderGuard<'a> {
+    inner: &'a Inner,
+    conn: Option<Unblock<Connection>>,
+}
+
+impl<'a> ReaderGuard<'a> {
+    async fn take(inner: &'a Inner) -> Result<ReaderGuard<'a>> {
+        let conn = inner.idle_readers.1.recv().await.map_err(|_| Error::Closed)?;
+        Ok(ReaderGuard { inner, conn: Some(conn) })
+    }
+
+    fn conn(&mut self) -> &mut Unblock<Connection> {
+        self.conn.as_mut().expect("present until drop")
+    }
+}
+
+impl Drop for ReaderGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if let Err(closed) = self.inner.idle_readers.0.try_send(conn) {
+                // The database was closed meanwhile: close this reader on the pool too.
+                let conn = closed.into_inner();
+                blocking::unblock(move || drop(conn)).detach();
+            }
+        }
+    }
+}

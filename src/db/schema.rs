@@ -1,0 +1,73 @@
+//! The schema and its migrations, versioned by `PRAGMA user_version`.
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{Error, Result};
+
+/// One step of the schema. Steps run in order, each in its own transaction.
+#[derive(Clone, Copy, Debug)]
+pub struct Migration {
+    /// The `user_version` after this step.
+    pub version: u32,
+    /// What it does, for logs and `db_upgrade_status`.
+    pub description: &'static str,
+    /// The statements.
+    pub sql: &'static str,
+}
+
+/// robin's schema, oldest step first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "key-value cache and settings",
+    sql: "CREATE TABLE key_value_cache (name TEXT NOT NULL PRIMARY KEY, value TEXT);
+          CREATE TABLE settings (name TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL);",
+}];
+
+/// Progress of a schema upgrade, reported before each step.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MigrationProgress {
+    /// The version the database started at.
+    pub start_version: u32,
+    /// The version being reached now.
+    pub current_version: u32,
+    /// The version it will end at.
+    pub target_version: u32,
+    /// What this step does.
+    pub description: &'static str,
+}
+
+/// Brings the database to the newest version in `migrations`; refuses a newer database.
+pub(crate) fn migrate(
+    conn: &mut Connection,
+    path: &Path,
+    migrations: &[Migration],
+    progress: &dyn Fn(MigrationProgress),
+) -> Result<u32> {
+    let supported = migrations.last().map_or(0, |m| m.version);
+    let found: u32 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > supported {
+        return Err(Error::TooNew { path: path.to_path_buf(), found, supported });
+    }
+    for step in migrations.iter().filter(|m| m.version > found) {
+        progress(MigrationProgress {
+            start_version: found,
+            current_version: step.version,
+            target_version: supported,
+            description: step.description,
+        });
+        log::info!(
+            "database {}: migrating to schema version {} ({})",
+            path.display(),
+            step.version,
+            step.description
+        );
+        let migration_err =
+            |source| Error::Migration { path: path.to_path_buf(), version: step.version, source };
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(migration_err)?;
+        tx.execute_batch(step.sql).map_err(migration_err)?;
+        tx.pragma_update(None, "user_version", step.version).map_err(migration_err)?;
+        tx.commit().map_err(migration_err)?;
+    }
+    Ok(supported.max(found))
+}

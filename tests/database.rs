@@ -1,0 +1,384 @@
+//! The database part against real files in temporary directories.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_lite::future::block_on;
+use robin::db::{Database, Error, Migration, Options, Password, params};
+
+fn fresh() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("robin.db");
+    (dir, path)
+}
+
+fn open(path: &Path, password: Option<&str>) -> robin::db::Result<Database> {
+    block_on(Database::open(path, password.map(|p| Password::new(p.to_string())), Options::default()))
+}
+
+fn count(db: &Database) -> i64 {
+    block_on(db.read(|tx| Ok(tx.query_row("SELECT count(*) FROM settings", [], |r| r.get(0))?))).unwrap()
+}
+
+fn insert(db: &Database, name: &str) -> robin::db::Result<()> {
+    let name = name.to_string();
+    block_on(db.write(move |tx| {
+        tx.execute("INSERT INTO settings (name, value) VALUES (?1, 'v')", params![name])?;
+        Ok(())
+    }))
+}
+
+/// Every file in the directory with its bytes, to prove a failed open changed nothing.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn data_survives_close_and_reopen() {
+    let (_dir, path) = fresh();
+    let db = open(&path, None).unwrap();
+    insert(&db, "a").unwrap();
+    block_on(db.close());
+    assert!(matches!(insert(&db, "b"), Err(Error::Closed)));
+    let db = open(&path, None).unwrap();
+    assert_eq!(count(&db), 1);
+    assert_eq!(db.schema_version(), robin::db::MIGRATIONS.last().unwrap().version);
+}
+
+#[test]
+fn wrong_password_is_a_clear_error_and_changes_nothing() {
+    let (dir, path) = fresh();
+    let db = open(&path, Some("correct horse's battery")).unwrap();
+    assert!(db.is_encrypted());
+    insert(&db, "secret").unwrap();
+    block_on(db.close());
+    let before = snapshot(dir.path());
+    assert!(
+        !before.iter().any(|(_, bytes)| bytes.windows(6).any(|w| w == b"secret")),
+        "no plaintext on disk"
+    );
+
+    let err = open(&path, Some("wrong")).unwrap_err();
+    assert!(matches!(err, Error::WrongPassword(_)), "{err:?}");
+    assert_eq!(err.to_string(), format!("wrong password for database {}", path.display()));
+    assert!(matches!(open(&path, None).unwrap_err(), Error::PasswordNeeded(_)));
+    assert_eq!(snapshot(dir.path()), before, "failed opens leave every file as it was");
+
+    let db = open(&path, Some("correct horse's battery")).unwrap();
+    assert_eq!(count(&db), 1);
+}
+
+#[test]
+fn a_plain_database_refuses_a_password() {
+    let (_dir, path) = fresh();
+    block_on(open(&path, None).unwrap().close());
+    assert!(matches!(open(&path, Some("pw")).unwrap_err(), Error::WrongPassword(_)));
+}
+
+#[test]
+fn commit_on_ok_rollback_on_err_and_on_panic() {
+    let (_dir, path) = fresh();
+    let db = open(&path, None).unwrap();
+    insert(&db, "kept").unwrap();
+
+    let err = block_on(db.write(|tx| {
+        tx.execute("INSERT INTO settings (name, value) VALUES ('dropped', 'v')", [])?;
+        Err::<(), _>(Error::rollback("changed my mind"))
+    }))
+    .unwrap_err();
+    assert_eq!(err.to_string(), "transaction rolled back: changed my mind");
+
+    let err = block_on(db.write(|tx| {
+        tx.execute("INSERT INTO settings (name, value) VALUES ('panicked', 'v')", [])?;
+        panic!("boom in a closure");
+        #[allow(unreachable_code)]
+        Ok(())
+    }))
+    .unwrap_err();
+    assert!(matches!(&err, Error::Panicked(m) if m == "boom in a closure"), "{err:?}");
+
+    let err = insert(&db, "kept").unwrap_err(); // primary key clash: a SQL error rolls back too
+    assert!(matches!(err, Error::Sqlite(_)), "{err:?}");
+    assert_eq!(count(&db), 1, "only the committed row is there");
+    insert(&db, "after").unwrap();
+    assert_eq!(count(&db), 2, "the writer still works after a panic");
+}
+
+#[test]
+fn read_closures_cannot_write_and_panics_are_caught() {
+    let (_dir, path) = fresh();
+    let db = open(&path, None).unwrap();
+    let err =
+        block_on(db.read(|tx| Ok(tx.execute("INSERT INTO settings (name, value) VALUES ('x', 'y')", [])?)));
+    assert!(err.unwrap_err().to_string().contains("database error"));
+    let err = block_on(db.read(|_| -> robin::db::Result<()> { panic!("reader panic") })).unwrap_err();
+    assert!(matches!(err, Error::Panicked(_)));
+    assert_eq!(count(&db), 0);
+}
+
+#[test]
+fn savepoints_nest_and_roll_back_independently() {
+    let (_dir, path) = fresh();
+    let db = open(&path, None).unwrap();
+    block_on(db.write(|tx| {
+        tx.execute("INSERT INTO settings (name, value) VALUES ('outer', 'v')", [])?;
+        tx.savepoint(|sp| {
+            sp.execute("INSERT INTO settings (name, value) VALUES ('inner_kept', 'v')", [])?;
+            let failed = sp.savepoint(|inner| {
+                inner.execute("INSERT INTO settings (name, value) VALUES ('inner_dropped', 'v')", [])?;
+                Err::<(), _>(Error::rollback("inner fails"))
+            });
+            assert!(failed.is_err());
+            Ok(())
+        })?;
+        let panicked = tx.savepoint(|sp| -> robin::db::Result<()> {
+            sp.execute("INSERT INTO settings (name, value) VALUES ('panic_dropped', 'v')", [])?;
+            panic!("inside a savepoint")
+        });
+        assert!(matches!(panicked, Err(Error::Panicked(_))));
+        Ok(())
+    }))
+    .unwrap();
+    let names: Vec<String> = block_on(db.read(|tx| {
+        let mut stmt = tx.prepare("SELECT name FROM settings ORDER BY name")?;
+        let rows = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        Ok(rows)
+    }))
+    .unwrap();
+    assert_eq!(names, vec!["inner_kept", "outer"]);
+}
+
+#[test]
+fn named_savepoints_follow_rotkis_rules() {
+    let (_dir, path) = fresh();
+    let db = open(&path, None).unwrap();
+    block_on(db.write(|tx| {
+        assert!(matches!(tx.release_savepoint(Some("nope")), Err(Error::UnknownSavepoint(n)) if n == "nope"));
+        assert!(matches!(tx.rollback_savepoint(None), Err(Error::UnknownSavepoint(_))));
+        tx.enter_savepoint(Some("one"))?;
+        assert!(matches!(tx.enter_savepoint(Some("one")), Err(Error::DuplicateSavepoint(_))));
+        assert!(matches!(tx.enter_savepoint(Some("bad name; DROP")), Err(Error::InvalidSavepointName(_))));
+        tx.execute("INSERT INTO settings (name, value) VALUES ('in_one', 'v')", [])?;
+        tx.enter_savepoint(Some("two"))?;
+        tx.execute("INSERT INTO settings (name, value) VALUES ('in_two', 'v')", [])?;
+        tx.enter_savepoint(Some("three"))?;
+        assert_eq!(tx.active_savepoints(), ["one", "two", "three"]);
+        tx.rollback_savepoint(Some("two"))?; // undoes two and three, keeps one
+        assert_eq!(tx.active_savepoints(), ["one"]);
+        tx.release_savepoint(None)?;
+        assert!(tx.active_savepoints().is_empty());
+        Ok(())
+    }))
+    .unwrap();
+    assert_eq!(count(&db), 1);
+}
+
+#[test]
+fn readers_see_only_committed_data_while_a_write_is_open() {
+    let (_dir, path) = fresh();
+    let db = open(&path, None).unwrap();
+    insert(&db, "before").unwrap();
+    let (inserted_tx, inserted_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let writer_db = db.clone();
+    let writer = std::thread::spawn(move || {
+        writer_db.write_ctx(move |tx| {
+            tx.execute("INSERT INTO settings (name, value) VALUES ('during', 'v')", [])?;
+            inserted_tx.send(()).unwrap();
+            go_rx.recv().unwrap(); // hold the transaction open
+            Ok(())
+        })
+    });
+    inserted_rx.recv().unwrap();
+    assert_eq!(count(&db), 1, "the open write is invisible");
+    go_tx.send(()).unwrap();
+    writer.join().unwrap().unwrap();
+    assert_eq!(count(&db), 2, "visible once committed");
+}
+
+#[test]
+fn four_readers_and_a_writer_never_see_busy() {
+    let (_dir, path) = fresh();
+    let db = open(&path, None).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (db, done) = (db.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut last = 0;
+                let mut reads = 0;
+                while !done.load(Ordering::Relaxed) {
+                    let now: i64 = db
+                        .read_ctx(|tx| Ok(tx.query_row("SELECT count(*) FROM settings", [], |r| r.get(0))?))
+                        .unwrap();
+                    assert!(now >= last, "counts never go back");
+                    last = now;
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for i in 0..300 {
+        insert(&db, &format!("row{i}")).unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    for reader in readers {
+        assert!(reader.join().unwrap() > 0);
+    }
+    assert_eq!(count(&db), 300);
+}
+
+static V1: &[Migration] = &[Migration { version: 1, description: "one", sql: "CREATE TABLE a (x INTEGER);" }];
+static V2: &[Migration] = &[
+    Migration { version: 1, description: "one", sql: "CREATE TABLE a (x INTEGER);" },
+    Migration {
+        version: 2,
+        description: "two",
+        sql: "ALTER TABLE a ADD COLUMN y TEXT; INSERT INTO a VALUES (1, 'y');",
+    },
+];
+static BROKEN: &[Migration] = &[
+    Migration { version: 1, description: "one", sql: "CREATE TABLE a (x INTEGER);" },
+    Migration {
+        version: 2,
+        description: "two",
+        sql: "ALTER TABLE a ADD COLUMN y TEXT; INSERT INTO nowhere VALUES (1);",
+    },
+];
+
+fn open_with(path: &Path, migrations: &'static [Migration]) -> robin::db::Result<(Database, Vec<u32>)> {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let options = Options {
+        migrations,
+        on_migration: Arc::new(move |p| record.lock().unwrap().push(p.current_version)),
+        ..Options::default()
+    };
+    let db = block_on(Database::open(path, None, options))?;
+    let seen = seen.lock().unwrap().clone();
+    Ok((db, seen))
+}
+
+#[test]
+fn migrations_run_once_in_order_and_a_newer_schema_is_refused() {
+    let (_dir, path) = fresh();
+    let (db, steps) = open_with(&path, V1).unwrap();
+    assert_eq!((db.schema_version(), steps), (1, vec![1]));
+    block_on(db.close());
+
+    let (db, steps) = open_with(&path, V2).unwrap();
+    assert_eq!((db.schema_version(), steps), (2, vec![2]), "only the missing step runs");
+    block_on(db.close());
+    let (db, steps) = open_with(&path, V2).unwrap();
+    assert!(steps.is_empty(), "nothing to do the second time");
+    block_on(db.close());
+
+    let err = open_with(&path, V1).unwrap_err();
+    assert!(matches!(err, Error::TooNew { found: 2, supported: 1, .. }), "{err:?}");
+    assert!(err.to_string().contains("upgrade robin"));
+}
+
+#[test]
+fn a_failed_migration_leaves_the_previous_version_intact() {
+    let (_dir, path) = fresh();
+    block_on(open_with(&path, V1).unwrap().0.close());
+    let err = open_with(&path, BROKEN).unwrap_err();
+    assert!(matches!(err, Error::Migration { version: 2, .. }), "{err:?}");
+    let (db, _) = open_with(&path, V1).unwrap();
+    assert_eq!(db.schema_version(), 1);
+    let columns: i64 = block_on(
+        db.read(|tx| Ok(tx.query_row("SELECT count(*) FROM pragma_table_info('a')", [], |r| r.get(0))?)),
+    )
+    .unwrap();
+    assert_eq!(columns, 1, "the half-done ALTER TABLE was rolled back");
+}
+
+#[test]
+fn backup_restores_an_identical_database() {
+    let (dir, path) = fresh();
+    let db = open(&path, None).unwrap();
+    for i in 0..200 {
+        insert(&db, &format!("row{i}")).unwrap();
+    }
+    let copy = dir.path().join("backup.db");
+    block_on(db.backup_to(&copy, None)).unwrap();
+    let restored = open(&copy, None).unwrap();
+    let dump = |db: &Database| -> Vec<(String, String)> {
+        block_on(db.read(|tx| {
+            let mut stmt = tx.prepare("SELECT name, value FROM settings ORDER BY name")?;
+            Ok(stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?)
+        }))
+        .unwrap()
+    };
+    assert_eq!(dump(&restored), dump(&db));
+    let check: String =
+        block_on(restored.read(|tx| Ok(tx.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))).unwrap();
+    assert_eq!(check, "ok");
+    assert!(!dir.path().join("backup.partial").exists());
+}
+
+#[test]
+fn encrypted_backup_needs_the_same_password() {
+    let (dir, path) = fresh();
+    let db = open(&path, Some("pw")).unwrap();
+    insert(&db, "secret").unwrap();
+    let copy = dir.path().join("backup.db");
+    block_on(db.backup_to(&copy, Some(Password::new("pw".into())))).unwrap();
+    assert!(matches!(open(&copy, None).unwrap_err(), Error::PasswordNeeded(_)));
+    assert_eq!(count(&open(&copy, Some("pw")).unwrap()), 1);
+}
+
+#[test]
+fn blocking_calls_on_the_loop_thread_are_refused() {
+    let (_dir, path) = fresh();
+    let db = open(&path, None).unwrap();
+    let ex = robin::runtime::Spawner::new();
+    let on_loop = db.clone();
+    let err = ex.block_on(async move { on_loop.read_ctx(|_| Ok(())) }).unwrap_err();
+    assert!(matches!(err, Error::OnLoopThread));
+    let on_loop = db.clone();
+    assert!(matches!(ex.block_on(async move { on_loop.write_ctx(|_| Ok(())) }), Err(Error::OnLoopThread)));
+    // The async API is fine there.
+    let on_loop = db.clone();
+    assert_eq!(ex.block_on(async move { on_loop.read(|_| Ok(7)).await }).unwrap(), 7);
+}
+
+#[test]
+fn nested_write_ctx_is_an_error_not_a_deadlock() {
+    let (_dir, path) = fresh();
+    let db = open(&path, None).unwrap();
+    let inner = db.clone();
+    let result =
+        std::thread::spawn(move || db.write_ctx(move |_| inner.write_ctx(|_| Ok(())))).join().unwrap();
+    assert!(matches!(result, Err(Error::NestedWrite)), "{result:?}");
+}
+
+#[test]
+fn a_write_that_waits_too_long_for_the_slot_fails_clearly() {
+    let (_dir, path) = fresh();
+    let options = Options { write_timeout: Duration::from_millis(100), ..Options::default() };
+    let db = block_on(Database::open(&path, None, options)).unwrap();
+    let holder = db.clone();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let long = std::thread::spawn(move || {
+        holder.write_ctx(move |_| {
+            started_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(600));
+            Ok(())
+        })
+    });
+    started_rx.recv().unwrap();
+    let err = insert(&db, "late").unwrap_err();
+    assert!(matches!(err, Error::WriteTimeout(_)), "{err:?}");
+    assert!(err.to_string().contains("busy"));
+    long.join().unwrap().unwrap();
+    insert(&db, "later").unwrap();
+}
