@@ -381,4 +381,97 @@ fn a_write_that_waits_too_long_for_the_slot_fails_clearly() {
     assert!(err.to_string().contains("busy"));
     long.join().unwrap().unwrap();
     insert(&db, "later").unwrap();
+    let late: i64 =
+        block_on(db.read(|tx| {
+            Ok(tx.query_row("SELECT count(*) FROM settings WHERE name = 'late'", [], |r| r.get(0))?)
+        }))
+        .unwrap();
+    assert_eq!(late, 0, "a write that timed out never runs");
+}
+
+/// Holds the writer busy until the returned sender is used, so that writes queue up behind it.
+fn hold_writer(
+    db: &Database,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<robin::db::Result<()>>) {
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = db.clone();
+    let thread = std::thread::spawn(move || {
+        holder.write_ctx(move |_| {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            Ok(())
+        })
+    });
+    started_rx.recv().unwrap();
+    (release_tx, thread)
+}
+
+#[test]
+fn queued_writes_share_a_commit_but_fail_alone() {
+    let (_dir, path) = fresh();
+    let db = open(&path, None).unwrap();
+    let (release, holder) = hold_writer(&db);
+    // 50 writes queue behind the holder and run as one group; #10 fails, #20 panics.
+    let results = block_on(async {
+        let writes: Vec<_> = (0..50)
+            .map(|i| {
+                let db = db.clone();
+                blocking::unblock(move || {
+                    db.write_ctx(move |tx| {
+                        tx.execute(
+                            "INSERT INTO settings (name, value) VALUES (?1, 'v')",
+                            params![format!("w{i}")],
+                        )?;
+                        match i {
+                            10 => Err(Error::rollback("number ten fails")),
+                            20 => panic!("number twenty panics"),
+                            _ => Ok(i),
+                        }
+                    })
+                })
+            })
+            .collect();
+        async_io::Timer::after(Duration::from_millis(200)).await; // let them all queue
+        release.send(()).unwrap();
+        let mut results = Vec::new();
+        for write in writes {
+            results.push(write.await);
+        }
+        results
+    });
+    holder.join().unwrap().unwrap();
+    for (i, result) in results.iter().enumerate() {
+        match i {
+            10 => assert!(matches!(result, Err(Error::Rollback(_)))),
+            20 => assert!(matches!(result, Err(Error::Panicked(_)))),
+            _ => assert_eq!(result.as_ref().ok(), Some(&i)),
+        }
+    }
+    let names: Vec<String> = block_on(db.read(|tx| {
+        let mut stmt = tx.prepare("SELECT name FROM settings")?;
+        Ok(stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?)
+    }))
+    .unwrap();
+    assert_eq!(names.len(), 48);
+    assert!(!names.contains(&"w10".to_string()) && !names.contains(&"w20".to_string()));
+}
+
+#[test]
+fn a_write_dropped_before_it_starts_never_runs() {
+    let (_dir, path) = fresh();
+    let db = open(&path, None).unwrap();
+    let (release, holder) = hold_writer(&db);
+    let dropped = db.clone();
+    block_on(async move {
+        let write = dropped
+            .write(|tx| Ok(tx.execute("INSERT INTO settings (name, value) VALUES ('ghost', 'v')", [])?));
+        // Poll it once so that it is queued, then drop it, as a cancelled task would.
+        let mut write = Box::pin(write);
+        assert!(futures_lite::future::poll_once(&mut write).await.is_none());
+    });
+    release.send(()).unwrap();
+    holder.join().unwrap().unwrap();
+    insert(&db, "after").unwrap();
+    assert_eq!(count(&db), 1, "only 'after': the dropped write was withdrawn");
 }

@@ -77,6 +77,10 @@ pub enum Error {
     /// A savepoint name that is not a plain identifier.
     #[error("invalid savepoint name '{0}': use letters, digits and _")]
     InvalidSavepointName(String),
+    /// The transaction carrying this write could not begin or commit (disk full, I/O error);
+    /// the write is not in the database.
+    #[error("the write could not be committed: {0}")]
+    WriteFailed(String),
     /// The database was closed (logout or shutdown).
     #[error("the database is closed")]
     Closed,
@@ -95,5 +99,11 @@ impl Error {
     /// Wraps a caller's error to roll the transaction back with it.
     pub fn rollback(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
         Error::Rollback(err.into())
+    }
+}
+
+impl From<rusqlite::types::FromSqlError> for Error {
+    fn from(err: rusqlite::types::FromSqlError) -> Error {
+        Error::Sqlite(err.into())
     }
 }

@@ -38,6 +38,7 @@ mod connection;
 mod error;
 mod schema;
 mod tx;
+mod writer;
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -45,7 +46,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_lock::Mutex;
+use std::sync::atomic::AtomicU8;
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
+
 use blocking::Unblock;
 use futures_lite::FutureExt;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -123,8 +126,8 @@ struct Inner {
     encrypted: bool,
     /// The schema version after migrations.
     schema_version: u32,
-    /// The single writer; `None` once closed.
-    writer: Mutex<Option<Unblock<Connection>>>,
+    /// The single writer connection and its queue of write closures.
+    writer: Arc<writer::Writer>,
     /// Idle readers; a reader in use is out of the channel.
     idle_readers: (async_channel::Sender<Unblock<Connection>>, async_channel::Receiver<Unblock<Connection>>),
     /// Bounds and behaviour.
@@ -171,23 +174,35 @@ impl Database {
         reader.conn().with_mut(move |conn| run_read(conn, f)).await
     }
 
-    /// Runs `f` in a write transaction: `BEGIN IMMEDIATE`, then commit on `Ok`, roll back on
-    /// `Err` or panic. Waits for the single write slot at most `Options::write_timeout`.
+    /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`): its writes are committed when it
+    /// returns `Ok`, undone on `Err` or panic, and the result arrives after the commit. Writes
+    /// queued together share one commit, each in its own savepoint (see the `writer` module).
+    /// A write that has not started within `Options::write_timeout` fails with `WriteTimeout`
+    /// and never runs; dropping the future before it starts also withdraws it.
     pub async fn write<R, F>(&self, f: F) -> Result<R>
     where
         F: for<'c> FnOnce(&mut WriteTx<'c>) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
+        let claim = Arc::new(AtomicU8::new(writer::QUEUED));
+        let _withdraw_on_drop = Withdraw(claim.clone());
+        let answer = self.inner.writer.submit(f, claim.clone());
         let limit = self.inner.options.write_timeout;
-        let slot = async { Some(self.inner.writer.lock().await) }
+        let waited = async { Some(answer.recv().await) }
             .or(async {
                 async_io::Timer::after(limit).await;
                 None
             })
             .await;
-        let mut writer = slot.ok_or(Error::WriteTimeout(limit))?;
-        let conn = writer.as_mut().ok_or(Error::Closed)?;
-        conn.with_mut(move |conn| run_write(conn, f)).await
+        match waited {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(Error::Closed),
+            // Too late to start: withdraw it, unless the writer took it this very moment.
+            None if claim.compare_exchange(writer::QUEUED, writer::ABANDONED, AcqRel, Acquire).is_ok() => {
+                Err(Error::WriteTimeout(limit))
+            }
+            None => answer.recv().await.unwrap_or(Err(Error::Closed)),
+        }
     }
 
     /// [`read`](Self::read) for synchronous code on other threads; an error on the loop thread.
@@ -249,16 +264,16 @@ impl Database {
             .await
     }
 
-    /// Closes every connection (on the pool), checkpointing the WAL. Later calls get `Closed`.
+    /// Closes every connection (on the pool), checkpointing the WAL. A write in progress
+    /// finishes first; later calls get `Closed`.
     pub async fn close(&self) {
-        if let Some(writer) = self.inner.writer.lock().await.take() {
-            let conn = writer.into_inner().await;
-            blocking::unblock(move || {
+        let writer = self.inner.writer.clone();
+        blocking::unblock(move || {
+            if let Some(conn) = writer.take_connection() {
                 let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
-                drop(conn);
-            })
-            .await;
-        }
+            }
+        })
+        .await;
         self.inner.idle_readers.1.close();
         while let Ok(reader) = self.inner.idle_readers.1.try_recv() {
             let conn = reader.into_inner().await;
@@ -291,7 +306,7 @@ fn open_blocking(path: PathBuf, password: Option<Password>, options: Options) ->
         encrypted: options_encrypted(&writer),
         path,
         schema_version,
-        writer: Mutex::new(Some(Unblock::new(writer))),
+        writer: Arc::new(writer::Writer::new(writer)),
         idle_readers,
         options,
     })
@@ -311,28 +326,21 @@ fn run_read<R>(conn: &mut Connection, f: impl FnOnce(&Transaction<'_>) -> Result
     // `tx` drops here and rolls back: a read transaction has nothing to keep.
 }
 
-fn run_write<R>(conn: &mut Connection, f: impl for<'c> FnOnce(&mut WriteTx<'c>) -> Result<R>) -> Result<R> {
-    let mut tx = WriteTx::new(conn.transaction_with_behavior(TransactionBehavior::Immediate)?);
-    IN_WRITE.with(|flag| flag.set(true));
-    let outcome = catch_unwind(AssertUnwindSafe(|| f(&mut tx)));
-    IN_WRITE.with(|flag| flag.set(false));
-    match outcome {
-        Ok(Ok(value)) => {
-            tx.commit()?;
-            Ok(value)
-        }
-        // Dropping the transaction rolls it back.
-        Ok(Err(err)) => Err(err),
-        Err(panic) => Err(Error::Panicked(panic_message(&panic))),
-    }
-}
-
 pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic".to_string())
+}
+
+/// Withdraws a write that has not started when its caller goes away (cancelled task).
+struct Withdraw(Arc<AtomicU8>);
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        let _ = self.0.compare_exchange(writer::QUEUED, writer::ABANDONED, AcqRel, Acquire);
+    }
 }
 
 /// A reader taken from the pool; goes back on drop, even if the future using it is cancelled

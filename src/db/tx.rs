@@ -15,8 +15,8 @@ use super::{Error, Result, panic_message};
 /// connection for `execute`, `prepare` and `query_row`.
 #[derive(Debug)]
 pub struct WriteTx<'conn> {
-    /// The open transaction.
-    tx: Transaction<'conn>,
+    /// The open transaction (owned by the writer, which commits it).
+    tx: &'conn Transaction<'conn>,
     /// Active savepoint names, outermost first.
     savepoints: Vec<String>,
     /// Counter for generated savepoint names.
@@ -24,12 +24,8 @@ pub struct WriteTx<'conn> {
 }
 
 impl<'conn> WriteTx<'conn> {
-    pub(crate) fn new(tx: Transaction<'conn>) -> WriteTx<'conn> {
+    pub(crate) fn new(tx: &'conn Transaction<'conn>) -> WriteTx<'conn> {
         WriteTx { tx, savepoints: Vec::new(), generated: 0 }
-    }
-
-    pub(crate) fn commit(self) -> Result<()> {
-        Ok(self.tx.commit()?)
     }
 
     /// Runs `f` inside a savepoint: released when it returns `Ok`, rolled back (keeping the
@@ -112,7 +108,7 @@ impl Deref for WriteTx<'_> {
     type Target = Connection;
 
     fn deref(&self) -> &Connection {
-        &self.tx
+        self.tx
     }
 }
 

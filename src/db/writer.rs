@@ -1,0 +1,185 @@
+//! The single writer: a queue of write closures drained on the blocking pool, with group commit.
+//!
+//! `db.write` queues its closure and waits. When nothing is running, a pool thread starts and
+//! takes everything queued (up to [`MAX_GROUP`]): one `BEGIN IMMEDIATE`, each closure in its own
+//! savepoint (a failing closure rolls back alone), one `COMMIT`, then every caller gets its
+//! result, and only after the commit. Under load many small writes share one commit; alone, a
+//! write is exactly one transaction. The thread goes back to the pool when the queue is empty,
+//! so an idle daemon holds no writer thread.
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{Error, IN_WRITE, Result, WriteTx, panic_message};
+
+/// Most closures that share one transaction.
+pub const MAX_GROUP: usize = 256;
+
+/// A queued write: runs the closure, returns whether it succeeded and how to deliver its
+/// result once the fate of the commit is known.
+type Job = Box<dyn FnOnce(&mut WriteTx<'_>) -> (bool, Deliver) + Send>;
+/// Delivers a job's result; gets the commit error if the group's commit failed.
+type Deliver = Box<dyn FnOnce(Option<&str>) + Send>;
+/// Answers a job that could not run at all (the transaction could not begin, or closed).
+type Reject = Box<dyn FnOnce(Error) + Send>;
+
+/// A job's claim: the runner and a caller who gives up race for it.
+pub(crate) const QUEUED: u8 = 0;
+pub(crate) const STARTED: u8 = 1;
+pub(crate) const ABANDONED: u8 = 2;
+
+struct Queued {
+    job: Job,
+    reject: Reject,
+    claim: Arc<AtomicU8>,
+}
+
+#[derive(Default)]
+struct State {
+    jobs: VecDeque<Queued>,
+    /// A pool thread is draining the queue.
+    running: bool,
+}
+
+/// The writer connection and its queue. Shared by every clone of the database.
+pub(crate) struct Writer {
+    state: Mutex<State>,
+    /// `None` once closed. Locked only by the runner thread (and by close).
+    conn: Mutex<Option<Connection>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    pub(crate) fn new(conn: Connection) -> Writer {
+        Writer { state: Mutex::default(), conn: Mutex::new(Some(conn)) }
+    }
+
+    /// Queues `f`; the returned receiver yields its result after the commit. `claim` lets the
+    /// caller abandon the job while it is still queued.
+    pub(crate) fn submit<R, F>(
+        self: &Arc<Self>,
+        f: F,
+        claim: Arc<AtomicU8>,
+    ) -> async_channel::Receiver<Result<R>>
+    where
+        F: for<'c> FnOnce(&mut WriteTx<'c>) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (tx, rx) = async_channel::bounded(1);
+        let rejected = tx.clone();
+        let reject: Reject = Box::new(move |err| {
+            let _ = rejected.try_send(Err(err));
+        });
+        let job: Job = Box::new(move |wtx| {
+            let outcome = match catch_unwind(AssertUnwindSafe(|| f(wtx))) {
+                Ok(result) => result,
+                Err(panic) => Err(Error::Panicked(panic_message(&panic))),
+            };
+            let ok = outcome.is_ok();
+            let deliver: Deliver = Box::new(move |commit_error| {
+                let result = match (outcome, commit_error) {
+                    (Ok(_), Some(err)) => Err(Error::WriteFailed(err.to_string())),
+                    (outcome, _) => outcome,
+                };
+                let _ = tx.try_send(result);
+            });
+            (ok, deliver)
+        });
+        let start = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.jobs.push_back(Queued { job, reject, claim });
+            !std::mem::replace(&mut state.running, true)
+        };
+        if start {
+            let writer = self.clone();
+            // Detached on purpose: the runner owns nothing but the queue it drains, and every
+            // job it takes answers its caller through the job's own channel.
+            blocking::unblock(move || writer.run()).detach();
+        }
+        rx
+    }
+
+    /// Drains the queue, group by group, then gives the thread back.
+    fn run(&self) {
+        loop {
+            let group: Vec<Queued> = {
+                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                if state.jobs.is_empty() {
+                    state.running = false;
+                    return;
+                }
+                let take = state.jobs.len().min(MAX_GROUP);
+                state.jobs.drain(..take).collect()
+            };
+            let jobs: Vec<Queued> = group
+                .into_iter()
+                .filter(|q| {
+                    q.claim.compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+                })
+                .collect();
+            if jobs.is_empty() {
+                continue;
+            }
+            let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+            match conn.as_mut() {
+                Some(conn) => run_group(conn, jobs),
+                None => jobs.into_iter().for_each(|q| (q.reject)(Error::Closed)),
+            }
+        }
+    }
+
+    /// Takes the connection out (for close); later writes fail with `Closed`.
+    pub(crate) fn take_connection(&self) -> Option<Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+fn run_group(conn: &mut Connection, jobs: Vec<Queued>) {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(err) => {
+            let message = err.to_string();
+            return jobs.into_iter().for_each(|q| (q.reject)(Error::WriteFailed(message.clone())));
+        }
+    };
+    let grouped = jobs.len() > 1;
+    let mut deliveries = Vec::with_capacity(jobs.len());
+    let mut any_ok = false;
+    IN_WRITE.with(|flag| flag.set(true));
+    for Queued { job, .. } in jobs {
+        let mut wtx = WriteTx::new(&tx);
+        // Alone, the transaction itself is the job's scope; in a group each job gets a
+        // savepoint so that its failure undoes only its own writes.
+        let scoped = grouped && tx.execute_batch("SAVEPOINT robin_group_member").is_ok();
+        let (ok, deliver) = job(&mut wtx);
+        if scoped {
+            let end = if ok {
+                "RELEASE robin_group_member"
+            } else {
+                "ROLLBACK TO robin_group_member; RELEASE robin_group_member"
+            };
+            if let Err(err) = tx.execute_batch(end) {
+                log::error!("database: cannot end a group savepoint: {err}");
+            }
+        }
+        any_ok |= ok;
+        deliveries.push(deliver);
+    }
+    IN_WRITE.with(|flag| flag.set(false));
+    // Nothing to keep (a lone failed job): dropping the transaction rolls it back.
+    let commit_error = if any_ok { tx.commit().err().map(|e| e.to_string()) } else { None };
+    if let Some(err) = &commit_error {
+        log::error!("database: commit failed, {} writes lost: {err}", deliveries.len());
+    }
+    for deliver in deliveries {
+        deliver(commit_error.as_deref());
+    }
+}
