@@ -4,9 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use: systemd-analyze checks the unit files.
+# Debian packages: pkg-config and libssl-dev to build SQLCipher (rusqlite's bundled-sqlcipher
+# links the system libcrypto), systemd for systemd-analyze, which checks the unit files.
 missing=()
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+pkg-config --exists libcrypto 2>/dev/null || missing+=(libssl-dev)
 if ((${#missing[@]})); then
     if [[ $(id -u) -eq 0 ]]; then
         echo "tests/run.sh: installing ${missing[*]}"
