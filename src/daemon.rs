@@ -136,8 +136,8 @@ pub fn run(config: Config, env: &Environment) -> Result<()> {
 
     let ex = Spawner::new();
     let parts = Parts { http, ipc, notifier, service, watchdog, endpoints };
-    let database_path = config.database_path();
-    ex.block_on(serve(&ex, parts, controller, database_path, signals))
+    let database = DatabaseSetup { path: config.database_path(), options: database_options(&config) };
+    ex.block_on(serve(&ex, parts, controller, database, signals))
 }
 
 /// What the loop runs, built before it starts.
@@ -208,7 +208,7 @@ async fn serve(
     ex: &Spawner,
     parts: Parts,
     controller: Rc<Controller>,
-    database_path: PathBuf,
+    database: DatabaseSetup,
     mut signals: Signals,
 ) -> Result<()> {
     let Parts { http, ipc, notifier, service, watchdog, endpoints } = parts;
@@ -220,7 +220,7 @@ async fn serve(
     // The listeners are bound (clients queue in the backlog) but not served until the database
     // is open: a client that gets in must find the data there, and READY=1 means all of it.
     notify(&service, "STATUS=opening the database").await;
-    let database = open_database(&database_path, bridge_handle).await?;
+    let database = open_database(database, bridge_handle).await?;
     controller.set_database(Some(database.clone()));
 
     let http_task = ex.spawn(http.serve());
@@ -274,17 +274,38 @@ async fn serve(
     Ok(())
 }
 
+/// Where the default database is and how to open it.
+struct DatabaseSetup {
+    path: PathBuf,
+    options: db::Options,
+}
+
+fn database_options(config: &Config) -> db::Options {
+    let defaults = db::Options::default();
+    let settings = &config.database;
+    db::Options {
+        readers: settings.readers.unwrap_or(defaults.readers).max(1),
+        synchronous: match settings.synchronous {
+            Some(crate::config::Synchronous::Full) => db::Synchronous::Full,
+            Some(crate::config::Synchronous::Normal) => db::Synchronous::Normal,
+            None => defaults.synchronous,
+        },
+        write_timeout: settings.write_timeout_secs.map(Duration::from_secs).unwrap_or(defaults.write_timeout),
+        ..defaults
+    }
+}
+
 /// Opens the default (plain) database, broadcasting migration progress as `db_upgrade_status`.
-async fn open_database(path: &std::path::Path, notifier: bridge::NotifierHandle) -> Result<db::Database> {
+async fn open_database(setup: DatabaseSetup, notifier: bridge::NotifierHandle) -> Result<db::Database> {
     let options = db::Options {
         on_migration: Arc::new(move |progress| {
             let data = serde_json::to_value(&progress).unwrap_or_default();
             notifier.broadcast(notifier::MessageType::DbUpgradeStatus, data);
         }),
-        ..db::Options::default()
+        ..setup.options
     };
-    let database = db::Database::open(path, None, options).await?;
-    log::info!("database {} open (schema version {})", path.display(), database.schema_version());
+    let database = db::Database::open(&setup.path, None, options).await?;
+    log::info!("database {} open (schema version {})", setup.path.display(), database.schema_version());
     Ok(database)
 }
 

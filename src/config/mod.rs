@@ -202,7 +202,31 @@ struct FileConfig {
     #[serde(default)]
     websocket: WebSocketSettings,
     #[serde(default)]
+    database: DatabaseSettings,
+    #[serde(default)]
     features: BTreeMap<String, bool>,
+}
+
+/// The `[database]` table, each key optional (the database part has defaults).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Read-only connections kept open (default 2).
+    pub readers: Option<usize>,
+    /// `synchronous = "full"` makes commits survive power loss too (default "normal").
+    pub synchronous: Option<Synchronous>,
+    /// Seconds a write may wait for its turn before failing (default 30).
+    pub write_timeout_secs: Option<u64>,
+}
+
+/// `PRAGMA synchronous` as written in the config file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Durable across crashes of robind.
+    Normal,
+    /// Durable across power loss.
+    Full,
 }
 
 /// The `[websocket]` table: notifier bounds, each optional (the notifier has defaults).
@@ -244,6 +268,8 @@ pub struct Config {
     pub generate_api_token: Setting<bool>,
     /// Notifier bounds from the `[websocket]` table.
     pub websocket: WebSocketSettings,
+    /// Database settings from the `[database]` table.
+    pub database: DatabaseSettings,
     /// The feature flags.
     pub features: Features,
 }
@@ -339,6 +365,7 @@ impl Config {
             api_token_file,
             generate_api_token,
             websocket: file.websocket,
+            database: file.database,
             features,
         })
     }
@@ -625,6 +652,24 @@ mod tests {
         for bad in ["loud", "robin=verbose"] {
             assert!(validate_log_filter(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn database_table_is_typed() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Usage(e.to_string()))?;
+        let file = dir.path().join("robin.toml");
+        std::fs::write(&file, "[database]\nreaders = 4\nsynchronous = \"full\"\n").unwrap();
+        let config = resolve(&["--config", file.to_str().unwrap()], &[("HOME", "/h")])?;
+        assert_eq!(config.database.readers, Some(4));
+        assert_eq!(config.database.synchronous, Some(Synchronous::Full));
+        std::fs::write(&file, "[database]\nsynchronous = \"sometimes\"\n").unwrap();
+        let err = resolve(&["--config", file.to_str().unwrap()], &[("HOME", "/h")]).unwrap_err();
+        assert!(robin_chain(&err).contains("sometimes"), "{}", robin_chain(&err));
+        Ok(())
+    }
+
+    fn robin_chain(err: &Error) -> String {
+        crate::error_chain(err)
     }
 
     #[test]
