@@ -61,7 +61,8 @@ fn main() {
     let listener = std::net::TcpListener::bind(("127.0.0.1", opts.port)).expect("bind");
     let ex = Spawner::new();
     let notifier = Notifier::new(Limits::default());
-    let controller = Rc::new(Controller::new(robin::config::Features::defaults(), notifier.clone()));
+    let tasks = robin::tasks::TaskManager::new(ex.clone(), Rc::new(|_| {}), Rc::new(|_| {}));
+    let controller = Rc::new(Controller::new(robin::config::Features::defaults(), notifier.clone(), tasks));
     let server = web::Server::new(listener, controller, web::Limits::default()).expect("listener");
     let _serving = ex.spawn(server.serve());
     println!("READY");

@@ -6,7 +6,7 @@
 //! the channel is full the message is dropped, counted in `Stats::bridge_dropped` and logged:
 //! never lost silently, never blocking the caller.
 //!
-//! May touch: the public handles of `notifier` (and, later, `tasks`).
+//! May touch: the public handles of `notifier` and `tasks`.
 //!
 //! # Examples
 //!
@@ -33,7 +33,12 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
+use std::time::Duration;
+
+use futures_lite::FutureExt;
+
 use crate::notifier::{MessageType, Notifier, Stats};
+use crate::tasks::{Outcome, SpawnOptions, TaskId, TaskManager};
 
 /// Messages queued between other threads and the loop before new ones are dropped.
 pub const DEFAULT_BRIDGE_CAPACITY: usize = 4096;
@@ -149,11 +154,150 @@ pub fn broadcast_ws_message(kind: MessageType, data: Value) -> bool {
     GLOBAL.get().is_some_and(|handle| handle.broadcast(kind, data))
 }
 
-/// Compile-time proof that the handle can cross and be shared between threads.
+/// A `Send` future a thread hands to the loop to track.
+pub type RemoteFuture = std::pin::Pin<Box<dyn Future<Output = Result<Value, String>> + Send>>;
+
+/// What crosses from another thread to the task tracker.
+enum TaskRequest {
+    Spawn {
+        id: TaskId,
+        name: String,
+        options: SpawnOptions,
+        future: RemoteFuture,
+        outcome: async_channel::Sender<Outcome>,
+    },
+    Cancel(TaskId),
+}
+
+/// Spawns and cancels tracked tasks from any thread. `Clone + Send + Sync`.
+#[derive(Clone, Debug)]
+pub struct TasksHandle {
+    /// Into the loop.
+    tx: async_channel::Sender<TaskRequest>,
+    /// Task numbers are reserved here, so a spawn returns its number at once.
+    ids: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for TaskRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TaskRequest::Spawn { id, name, .. } => write!(f, "Spawn({id}, {name})"),
+            TaskRequest::Cancel(id) => write!(f, "Cancel({id})"),
+        }
+    }
+}
+
+/// Why a thread's request to the task tracker failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TaskBridgeError {
+    /// The loop is gone (the daemon is stopping).
+    #[error("the event loop has stopped; the task was not started")]
+    LoopStopped,
+    /// Waiting was asked for on the loop thread, where it would deadlock.
+    #[error("waiting for a task on the event-loop thread would deadlock it; await the task there")]
+    OnLoopThread,
+    /// The task did not end in time.
+    #[error("the task did not finish within {0:?}")]
+    Timeout(Duration),
+}
+
+/// A task spawned from another thread.
+#[derive(Debug)]
+pub struct RemoteTask {
+    /// Its number.
+    id: TaskId,
+    /// Its outcome, once it ends.
+    outcome: async_channel::Receiver<Outcome>,
+}
+
+impl RemoteTask {
+    /// The task's number.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// Blocks this thread until the task ends, at most `timeout`. On the loop thread it
+    /// returns [`TaskBridgeError::OnLoopThread`] at once instead of deadlocking.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<Outcome, TaskBridgeError> {
+        if crate::runtime::on_loop_thread() {
+            return Err(TaskBridgeError::OnLoopThread);
+        }
+        let outcome = self.outcome.clone();
+        futures_lite::future::block_on(
+            async { outcome.recv().await.map_err(|_| TaskBridgeError::LoopStopped) }.or(async {
+                async_io::Timer::after(timeout).await;
+                Err(TaskBridgeError::Timeout(timeout))
+            }),
+        )
+    }
+
+    /// Awaits the outcome (from any executor).
+    pub async fn outcome(&self) -> Result<Outcome, TaskBridgeError> {
+        self.outcome.recv().await.map_err(|_| TaskBridgeError::LoopStopped)
+    }
+}
+
+/// Creates a handle and the future that must run on the loop to carry out what it asks.
+pub fn tasks_channel(tasks: TaskManager) -> (TasksHandle, impl Future<Output = ()>) {
+    let (tx, rx) = async_channel::unbounded::<TaskRequest>();
+    let handle = TasksHandle { tx, ids: tasks.id_counter() };
+    let pump = async move {
+        while let Ok(request) = rx.recv().await {
+            match request {
+                TaskRequest::Spawn { id, name, options, future, outcome } => {
+                    tasks.spawn_with_id(id, name, future, options).forward_outcome(outcome);
+                }
+                TaskRequest::Cancel(id) => {
+                    tasks.cancel(id);
+                }
+            }
+        }
+    };
+    (handle, pump)
+}
+
+impl TasksHandle {
+    /// Spawns a `Send` future as a tracked task on the loop.
+    pub fn spawn(
+        &self,
+        name: impl Into<String>,
+        options: SpawnOptions,
+        future: impl Future<Output = Result<Value, String>> + Send + 'static,
+    ) -> Result<RemoteTask, TaskBridgeError> {
+        let id = self.ids.fetch_add(1, Relaxed);
+        let (outcome, receiver) = async_channel::bounded(1);
+        let request =
+            TaskRequest::Spawn { id, name: name.into(), options, future: Box::pin(future), outcome };
+        self.tx.try_send(request).map_err(|_| TaskBridgeError::LoopStopped)?;
+        Ok(RemoteTask { id, outcome: receiver })
+    }
+
+    /// Runs a synchronous closure on the blocking pool as a tracked task: reported and
+    /// cancellable like any task; a cancel that comes before it starts means it never runs.
+    pub fn spawn_blocking(
+        &self,
+        name: impl Into<String>,
+        options: SpawnOptions,
+        work: impl FnOnce() -> Result<Value, String> + Send + 'static,
+    ) -> Result<RemoteTask, TaskBridgeError> {
+        // Dropping an unstarted `blocking` task drops the closure unrun; cancelling the tracked
+        // task drops this future, and with it that task.
+        self.spawn(name, options, async move { blocking::unblock(work).await })
+    }
+
+    /// Asks the loop to cancel a task.
+    pub fn cancel(&self, id: TaskId) -> Result<(), TaskBridgeError> {
+        self.tx.try_send(TaskRequest::Cancel(id)).map_err(|_| TaskBridgeError::LoopStopped)
+    }
+}
+
+/// Compile-time proof that the handles can cross and be shared between threads.
 #[allow(dead_code)]
 fn assert_send_sync() {
     fn check<T: Send + Sync + Clone>() {}
     check::<NotifierHandle>();
+    check::<TasksHandle>();
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use crate::control::{Controller, Endpoints};
 use crate::notifier::{self, Notifier};
 use crate::runtime::Spawner;
 use crate::systemd::{self, ActivatedSockets, ServiceManager};
+use crate::tasks::{self, Scheduler, TaskManager};
 use crate::{bridge, db, ipc, lockfile, web};
 
 /// `Result` with this part's error.
@@ -32,6 +33,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Exit status after a second signal cut a graceful shutdown short.
 pub const FORCED_EXIT_CODE: i32 = 130;
+/// Hours between automatic database backups, unless configured.
+pub const DEFAULT_BACKUP_INTERVAL_HOURS: u64 = 24;
+/// Automatic backups kept, unless configured.
+pub const DEFAULT_BACKUP_KEEP: usize = 7;
 /// How long the database gets to finish its last write and checkpoint at shutdown.
 pub const DATABASE_CLOSE_GRACE: Duration = Duration::from_millis(1000);
 /// How long WebSocket clients get to take their close frame at shutdown.
@@ -112,8 +117,10 @@ pub fn run(config: Config, env: &Environment) -> Result<()> {
 
     let api_token = api_token(&config)?;
 
+    let ex = Spawner::new();
     let notifier = Notifier::new(notifier_limits(&config));
-    let controller = Rc::new(Controller::new(config.features.clone(), notifier.clone()));
+    let tasks = task_manager(&ex, &notifier);
+    let controller = Rc::new(Controller::new(config.features.clone(), notifier.clone(), tasks.clone()));
     let access = web::Access {
         allowed_origins: config.ws_origins.value.clone(),
         api_token: api_token.as_ref().map(|(token, _)| token.clone()),
@@ -134,10 +141,10 @@ pub fn run(config: Config, env: &Environment) -> Result<()> {
     };
     controller.set_endpoints(endpoints.clone());
 
-    let ex = Spawner::new();
     let parts = Parts { http, ipc, notifier, service, watchdog, endpoints };
     let database = DatabaseSetup { path: config.database_path(), options: database_options(&config) };
-    ex.block_on(serve(&ex, parts, controller, database, signals))
+    let schedule = schedule_setup(&config);
+    ex.block_on(serve(&ex, parts, controller, database, schedule, signals))
 }
 
 /// What the loop runs, built before it starts.
@@ -209,6 +216,7 @@ async fn serve(
     parts: Parts,
     controller: Rc<Controller>,
     database: DatabaseSetup,
+    schedule: Option<ScheduleSetup>,
     mut signals: Signals,
 ) -> Result<()> {
     let Parts { http, ipc, notifier, service, watchdog, endpoints } = parts;
@@ -222,6 +230,9 @@ async fn serve(
     notify(&service, "STATUS=opening the database").await;
     let database = open_database(database, bridge_handle).await?;
     controller.set_database(Some(database.clone()));
+    let scheduler = schedule.map(|setup| start_scheduler(setup, controller.tasks().clone(), &database));
+    let scheduler_task = scheduler.clone().map(|scheduler| ex.spawn(scheduler.run()));
+    controller.set_scheduler(scheduler);
 
     let http_task = ex.spawn(http.serve());
     let ipc_task = ipc.map(|server| ex.spawn(server.serve()));
@@ -254,6 +265,14 @@ async fn serve(
     if let Some(task) = watchdog_task {
         task.cancel().await;
     }
+    // Tasks stop at their next await; a database write they started finishes or rolls back.
+    if let Some(task) = scheduler_task {
+        task.cancel().await;
+    }
+    let cancelled = controller.tasks().clear();
+    if cancelled > 0 {
+        log::info!("cancelled {cancelled} running tasks");
+    }
     controller.set_database(None);
     let closed = async {
         database.close().await;
@@ -272,6 +291,75 @@ async fn serve(
     bridge_task.cancel().await;
     log::info!("stopped");
     Ok(())
+}
+
+/// The task tracker, reporting user errors to the messages aggregator and progress as
+/// `progress_updates`.
+fn task_manager(ex: &Spawner, notifier: &Rc<Notifier>) -> TaskManager {
+    let errors = notifier.clone();
+    let progress = notifier.clone();
+    TaskManager::new(
+        ex.clone(),
+        Rc::new(move |message| errors.add_error(message)),
+        Rc::new(move |data| {
+            progress.broadcast(notifier::MessageType::ProgressUpdates, &data);
+        }),
+    )
+}
+
+/// How the scheduler runs, when the `scheduler` feature is on.
+struct ScheduleSetup {
+    max_tasks: usize,
+    tick: Duration,
+    start_on: bool,
+    backup_interval: Option<Duration>,
+    backup_keep: usize,
+    backup_dir: PathBuf,
+}
+
+fn schedule_setup(config: &Config) -> Option<ScheduleSetup> {
+    if !config.features.enabled(Feature::Scheduler) {
+        return None;
+    }
+    let (scheduler, database) = (&config.scheduler, &config.database);
+    let hours = database.backup_interval_hours.unwrap_or(DEFAULT_BACKUP_INTERVAL_HOURS);
+    Some(ScheduleSetup {
+        max_tasks: scheduler.max_tasks.unwrap_or(tasks::DEFAULT_MAX_TASKS).max(1),
+        tick: scheduler
+            .tick_secs
+            .map(Duration::from_secs)
+            .unwrap_or(tasks::DEFAULT_TICK)
+            .max(Duration::from_secs(1)),
+        start_on: scheduler.start_on.unwrap_or(false),
+        backup_interval: (hours > 0).then(|| Duration::from_secs(hours * 3600)),
+        backup_keep: database.backup_keep.unwrap_or(DEFAULT_BACKUP_KEEP).max(1),
+        backup_dir: config.data_dir.value.join("backups"),
+    })
+}
+
+/// Builds the scheduler over the database's last-run times and registers robin's jobs.
+fn start_scheduler(setup: ScheduleSetup, tasks: TaskManager, database: &db::Database) -> Rc<Scheduler> {
+    let store = Rc::new(tasks::DatabaseStore::new(database.clone()));
+    let scheduler =
+        Rc::new(Scheduler::new(tasks, setup.max_tasks, setup.tick, Rc::new(tasks::SystemClock), store));
+    if let Some(interval) = setup.backup_interval {
+        let (db, dir, keep) = (database.clone(), setup.backup_dir, setup.backup_keep);
+        scheduler.register(tasks::PeriodicJob {
+            name: "db_backup".into(),
+            interval,
+            jitter: Duration::from_secs(60),
+            maybe: Box::new(move || {
+                let (db, dir) = (db.clone(), dir.clone());
+                vec![Box::pin(async move {
+                    let path =
+                        db.rotate_backup(&dir, keep, None).await.map_err(|e| crate::error_chain(&e))?;
+                    Ok(serde_json::json!({ "backup": path.display().to_string() }))
+                })]
+            }),
+        });
+    }
+    scheduler.set_should_schedule(setup.start_on);
+    scheduler
 }
 
 /// Where the default database is and how to open it.

@@ -49,6 +49,7 @@ pub mod logging;
 pub mod notifier;
 pub mod runtime;
 pub mod systemd;
+pub mod tasks;
 pub mod web;
 
 /// The version string reported by `--version`, `status` and the `User-Agent`.

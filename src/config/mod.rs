@@ -204,6 +204,8 @@ struct FileConfig {
     #[serde(default)]
     database: DatabaseSettings,
     #[serde(default)]
+    scheduler: SchedulerSettings,
+    #[serde(default)]
     features: BTreeMap<String, bool>,
 }
 
@@ -217,6 +219,22 @@ pub struct DatabaseSettings {
     pub synchronous: Option<Synchronous>,
     /// Seconds a write may wait for its turn before failing (default 30).
     pub write_timeout_secs: Option<u64>,
+    /// Hours between automatic backups into DATA_DIR/backups (default 24; 0 turns them off).
+    pub backup_interval_hours: Option<u64>,
+    /// Automatic backups kept (default 7).
+    pub backup_keep: Option<usize>,
+}
+
+/// The `[scheduler]` table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    /// Most tasks running at once (default 2, as rotki).
+    pub max_tasks: Option<usize>,
+    /// Seconds between scheduling passes (default 10).
+    pub tick_secs: Option<u64>,
+    /// Whether scheduling starts on (default false: rotki turns it on after the first balance query).
+    pub start_on: Option<bool>,
 }
 
 /// `PRAGMA synchronous` as written in the config file.
@@ -270,6 +288,8 @@ pub struct Config {
     pub websocket: WebSocketSettings,
     /// Database settings from the `[database]` table.
     pub database: DatabaseSettings,
+    /// Scheduler settings from the `[scheduler]` table.
+    pub scheduler: SchedulerSettings,
     /// The feature flags.
     pub features: Features,
 }
@@ -366,6 +386,7 @@ impl Config {
             generate_api_token,
             websocket: file.websocket,
             database: file.database,
+            scheduler: file.scheduler,
             features,
         })
     }

@@ -20,7 +20,7 @@
 //! assert_eq!(result, json!(true));
 //!
 //! let err = Command::parse("pnig", None).unwrap_err();
-//! assert_eq!(err.to_string(), "unknown method 'pnig' (known: ping, status, messages)");
+//! assert_eq!(err.to_string(), "unknown method 'pnig' (known: ping, status, messages, schedule, tasks.list, tasks.cancel)");
 //! ```
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -33,12 +33,13 @@ use serde_json::{Map, Value, json};
 use crate::config::{Feature, Features};
 use crate::db::Database;
 use crate::notifier::Notifier;
+use crate::tasks::{Outcome, Scheduler, TaskId, TaskManager};
 
 /// `Result` with this part's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The methods a client can call, in the order `unknown method` lists them.
-pub const METHODS: [&str; 3] = ["ping", "status", "messages"];
+pub const METHODS: [&str; 6] = ["ping", "status", "messages", "schedule", "tasks.list", "tasks.cancel"];
 
 /// A request that failed. The message is meant for the person or script that sent it.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,9 @@ pub enum Error {
     /// No command has that name.
     #[error("unknown method '{0}' (known: {known})", known = METHODS.join(", "))]
     UnknownMethod(String),
+    /// The command needs a part that is switched off.
+    #[error("{0}")]
+    Disabled(&'static str),
     /// The params do not fit the command.
     #[error("invalid params for '{method}': {reason}")]
     InvalidParams {
@@ -63,6 +67,7 @@ impl Error {
         match self {
             Error::UnknownMethod(_) => -32601,
             Error::InvalidParams { .. } => -32602,
+            Error::Disabled(_) => -32000,
         }
     }
 
@@ -71,6 +76,7 @@ impl Error {
         match self {
             Error::UnknownMethod(_) => 404,
             Error::InvalidParams { .. } => 400,
+            Error::Disabled(_) => 409,
         }
     }
 }
@@ -85,15 +91,59 @@ pub enum Command {
     Status,
     /// Takes the kept user-facing errors and warnings (`GET /api/1/messages`).
     Messages,
+    /// Turns the periodic scheduler on or off: `{"enabled": bool}`.
+    Schedule {
+        /// On or off.
+        enabled: bool,
+    },
+    /// The live and recently finished tasks.
+    TasksList,
+    /// Cancels a task by number, or every task whose name starts with a prefix.
+    TasksCancel(CancelTarget),
+}
+
+/// What `tasks.cancel` cancels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CancelTarget {
+    /// One task by number.
+    Id(TaskId),
+    /// Every live task whose name starts with this.
+    NamePrefix(String),
 }
 
 impl Command {
     /// Parses a method name and its params (`None` or `{}` for commands that take none).
     pub fn parse(method: &str, params: Option<&Value>) -> Result<Command> {
+        let invalid =
+            |reason: &str| Error::InvalidParams { method: method.to_string(), reason: reason.to_string() };
         let command = match method {
             "ping" => Command::Ping,
             "status" => Command::Status,
             "messages" => Command::Messages,
+            "tasks.list" => Command::TasksList,
+            "schedule" => {
+                let enabled = params.and_then(|p| p.get("enabled")).and_then(Value::as_bool);
+                return Ok(Command::Schedule {
+                    enabled: enabled.ok_or_else(|| invalid(r#"expected {"enabled": true|false}"#))?,
+                });
+            }
+            "tasks.cancel" => {
+                let params =
+                    params.ok_or_else(|| invalid(r#"expected {"id": N} or {"name_prefix": "..."}"#))?;
+                let target = match (
+                    params.get("id").and_then(Value::as_u64),
+                    params.get("name_prefix").and_then(Value::as_str),
+                ) {
+                    (Some(id), None) => CancelTarget::Id(id),
+                    (None, Some(prefix)) if !prefix.is_empty() => {
+                        CancelTarget::NamePrefix(prefix.to_string())
+                    }
+                    _ => {
+                        return Err(invalid(r#"expected {"id": N} or {"name_prefix": "..."} (one of them)"#));
+                    }
+                };
+                return Ok(Command::TasksCancel(target));
+            }
             other => return Err(Error::UnknownMethod(other.to_string())),
         };
         no_params(method, params)?;
@@ -133,23 +183,74 @@ pub struct Controller {
     notifier: Rc<Notifier>,
     /// The open database, if any.
     database: RefCell<Option<Database>>,
+    /// Tracked tasks.
+    tasks: TaskManager,
+    /// The periodic scheduler, when the `scheduler` feature is on.
+    scheduler: RefCell<Option<Rc<Scheduler>>>,
+}
+
+/// What `GET /api/1/tasks/<id>` finds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TaskQuery {
+    /// Finished: rotki's outcome object `{"result": .., "message": ..}` (handed out once).
+    Completed(Value),
+    /// Still running.
+    Pending,
+    /// No API task with that number.
+    Unknown,
 }
 
 impl Controller {
     /// A controller for a daemon with these feature flags and parts.
-    pub fn new(features: Features, notifier: Rc<Notifier>) -> Controller {
+    pub fn new(features: Features, notifier: Rc<Notifier>, tasks: TaskManager) -> Controller {
         Controller {
             started: Instant::now(),
             features,
             endpoints: RefCell::default(),
             notifier,
             database: RefCell::default(),
+            tasks,
+            scheduler: RefCell::default(),
         }
     }
 
     /// A controller with every feature at its default and fresh parts, for tests and examples.
+    /// Its task tracker has an executor of its own that nothing drives.
     pub fn for_tests() -> Controller {
-        Controller::new(Features::defaults(), Notifier::new(Default::default()))
+        let notifier = Notifier::new(Default::default());
+        let tasks = TaskManager::new(crate::runtime::Spawner::new(), Rc::new(|_| {}), Rc::new(|_| {}));
+        Controller::new(Features::defaults(), notifier, tasks)
+    }
+
+    /// Records the scheduler (or none).
+    pub fn set_scheduler(&self, scheduler: Option<Rc<Scheduler>>) {
+        *self.scheduler.borrow_mut() = scheduler;
+    }
+
+    /// The task tracker.
+    pub fn tasks(&self) -> &TaskManager {
+        &self.tasks
+    }
+
+    /// `GET /api/1/tasks`: live and finished API tasks.
+    pub fn task_ids(&self) -> Value {
+        json!({ "pending": self.tasks.pending_results(), "completed": self.tasks.completed_results() })
+    }
+
+    /// `GET /api/1/tasks/<id>`: a finished API task's outcome, once.
+    pub fn task_result(&self, id: TaskId) -> TaskQuery {
+        if self.tasks.is_pending_result(id) {
+            return TaskQuery::Pending;
+        }
+        match self.tasks.take_result(id) {
+            Some(Outcome::Completed(result)) => {
+                TaskQuery::Completed(json!({ "result": result, "message": "" }))
+            }
+            Some(Outcome::Failed(err)) => TaskQuery::Completed(
+                json!({ "result": null, "message": format!("The backend query task died unexpectedly: {err}") }),
+            ),
+            Some(Outcome::Cancelled) | None => TaskQuery::Unknown,
+        }
     }
 
     /// The notifier, when WebSocket clients may attach (feature flag `websockets`).
@@ -178,6 +279,21 @@ impl Controller {
             Command::Ping => Ok(Value::Bool(true)),
             Command::Status => Ok(self.status()),
             Command::Messages => Ok(serde_json::to_value(self.notifier.drain_messages()).unwrap_or_default()),
+            Command::Schedule { enabled } => match self.scheduler.borrow().as_ref() {
+                Some(scheduler) => {
+                    scheduler.set_should_schedule(enabled);
+                    log::info!("scheduling turned {}", if enabled { "on" } else { "off" });
+                    Ok(Value::Bool(enabled))
+                }
+                None => Err(Error::Disabled("the scheduler is off (feature flag scheduler)")),
+            },
+            Command::TasksList => Ok(self.tasks.describe()),
+            Command::TasksCancel(CancelTarget::Id(id)) => {
+                Ok(json!({ "cancelled": u64::from(self.tasks.cancel(id)) }))
+            }
+            Command::TasksCancel(CancelTarget::NamePrefix(prefix)) => {
+                Ok(json!({ "cancelled": self.tasks.cancel_matching(|name| name.starts_with(&prefix)) }))
+            }
         }
     }
 
@@ -194,6 +310,8 @@ impl Controller {
             "features": features,
             "notifier": self.notifier.stats().to_json(),
             "database": self.database.borrow().as_ref().map(Database::describe),
+            "tasks": self.tasks.describe(),
+            "scheduler": self.scheduler.borrow().as_ref().map(|s| s.describe()),
         })
     }
 }

@@ -264,6 +264,30 @@ impl Database {
             .await
     }
 
+    /// Writes a backup named `robin-<unix seconds>.db` into `dir` and removes the oldest ones
+    /// beyond `keep`. Returns the new backup's path. The periodic `db_backup` job runs this.
+    pub async fn rotate_backup(
+        &self,
+        dir: &Path,
+        keep: usize,
+        password: Option<Password>,
+    ) -> Result<PathBuf> {
+        let dir = dir.to_path_buf();
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let path = dir.join(format!("{BACKUP_PREFIX}{:020}.db", stamp.as_secs()));
+        let create = dir.clone();
+        blocking::unblock(move || std::fs::create_dir_all(&create)).await.map_err(|e| Error::Backup {
+            path: dir.clone(),
+            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+        })?;
+        self.backup_to(&path, password).await?;
+        let removed = blocking::unblock(move || prune_backups(&dir, keep)).await;
+        if removed > 0 {
+            log::info!("database backups: removed {removed} old ones, keeping {keep}");
+        }
+        Ok(path)
+    }
+
     /// Closes every connection (on the pool), checkpointing the WAL. A write in progress
     /// finishes first; later calls get `Closed`.
     pub async fn close(&self) {
@@ -290,6 +314,25 @@ impl Database {
             "readers": self.inner.options.readers,
         })
     }
+}
+
+/// The file-name prefix of rotated backups.
+pub const BACKUP_PREFIX: &str = "robin-";
+
+/// Removes the oldest `robin-*.db` files in `dir` beyond `keep`; returns how many went.
+fn prune_backups(dir: &Path, keep: usize) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let mut backups: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with(BACKUP_PREFIX) && name.ends_with(".db")
+        })
+        .collect();
+    // Zero-padded timestamps: the name order is the age order.
+    backups.sort();
+    let excess = backups.len().saturating_sub(keep);
+    backups.into_iter().take(excess).filter(|p| std::fs::remove_file(p).is_ok()).count()
 }
 
 fn open_blocking(path: PathBuf, password: Option<Password>, options: Options) -> Result<Inner> {

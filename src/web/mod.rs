@@ -25,7 +25,7 @@ use async_io::{Async, Timer};
 use futures_lite::{AsyncWriteExt, FutureExt};
 use serde_json::Value;
 
-use crate::control::{Command, Controller};
+use crate::control::{Command, Controller, TaskQuery};
 
 pub use access::Access;
 pub use request::{ReadError, Request, read_request};
@@ -226,8 +226,37 @@ async fn api_route(request: &Request, api_path: Option<&str>, controller: &Contr
     match (method, api_path) {
         ("GET", "/ping") => respond(controller.execute(Command::Ping).await),
         ("GET", "/messages") => respond(controller.execute(Command::Messages).await),
-        (_, "/ping" | "/messages") => method_not_allowed("GET"),
+        ("GET", "/tasks") => Response::envelope(200, controller.task_ids(), ""),
+        (_, "/ping" | "/messages" | "/tasks") => method_not_allowed("GET"),
+        (method, path) if path.starts_with("/tasks/") => {
+            task_route(method, &path["/tasks/".len()..], controller)
+        }
         _ => not_found(request),
+    }
+}
+
+/// `GET` and `DELETE /api/1/tasks/<id>`, with rotki's envelopes and texts.
+fn task_route(method: &str, id: &str, controller: &Controller) -> Response {
+    let Ok(id) = id.parse::<crate::tasks::TaskId>() else {
+        return Response::error(404, &format!("No task with id {id} found"));
+    };
+    match method {
+        "GET" => match controller.task_result(id) {
+            TaskQuery::Completed(outcome) => {
+                Response::envelope(200, serde_json::json!({ "status": "completed", "outcome": outcome }), "")
+            }
+            TaskQuery::Pending => Response::envelope(
+                200,
+                serde_json::json!({ "status": "pending", "outcome": null }),
+                &format!("The task with id {id} is still pending"),
+            ),
+            TaskQuery::Unknown => Response::error(404, &format!("No task with id {id} found")),
+        },
+        "DELETE" if controller.tasks().cancel(id) => Response::envelope(200, Value::Bool(true), ""),
+        "DELETE" => {
+            Response::error(404, &format!("Did not cancel task with id {id} because it could not be found"))
+        }
+        _ => method_not_allowed("GET, DELETE"),
     }
 }
 

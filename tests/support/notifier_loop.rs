@@ -51,7 +51,8 @@ impl NotifierLoop {
             let notifier = Notifier::new(options.limits);
             let mut features = Features::defaults();
             features.set(Feature::Websockets, options.websockets, robin::config::Source::Default);
-            let controller = Rc::new(Controller::new(features, notifier.clone()));
+            let tasks = robin::tasks::TaskManager::new(ex.clone(), Rc::new(|_| {}), Rc::new(|_| {}));
+            let controller = Rc::new(Controller::new(features, notifier.clone(), tasks));
             let (handle, pump) = bridge::notifier_channel(notifier, bridge::DEFAULT_BRIDGE_CAPACITY);
             handle_tx.send(handle).unwrap();
             let server =

@@ -1,0 +1,85 @@
+//! Progress reports from long tasks, rate-limited so a tight loop cannot flood clients.
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::notifier::{ProgressData, ProgressSubtype};
+
+/// The shortest time between two reports of one task (the last report always goes out).
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Where progress goes (the daemon broadcasts it as `progress_updates`).
+pub type ProgressSink = Rc<dyn Fn(ProgressData)>;
+
+/// Counts a task's progress and reports it at most every [`PROGRESS_INTERVAL`].
+pub struct Progress {
+    /// What kind of progress.
+    subtype: ProgressSubtype,
+    /// Units to do.
+    total: u64,
+    /// Units done.
+    processed: Cell<u64>,
+    /// When the last report went out.
+    last_sent: Cell<Option<Instant>>,
+    /// Where reports go.
+    sink: ProgressSink,
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress").field("total", &self.total).field("processed", &self.processed).finish()
+    }
+}
+
+impl Progress {
+    pub(crate) fn new(subtype: ProgressSubtype, total: u64, sink: ProgressSink) -> Progress {
+        let progress = Progress { subtype, total, processed: Cell::new(0), last_sent: Cell::new(None), sink };
+        progress.send();
+        progress
+    }
+
+    /// Records `n` more units done; reports if the interval passed or the work is complete.
+    pub fn advance(&self, n: u64) {
+        let processed = (self.processed.get() + n).min(self.total);
+        self.processed.set(processed);
+        let due = self.last_sent.get().is_none_or(|at| at.elapsed() >= PROGRESS_INTERVAL);
+        if due || processed == self.total {
+            self.send();
+        }
+    }
+
+    /// Units done so far.
+    pub fn processed(&self) -> u64 {
+        self.processed.get()
+    }
+
+    fn send(&self) {
+        self.last_sent.set(Some(Instant::now()));
+        (self.sink)(ProgressData {
+            subtype: self.subtype,
+            total: self.total,
+            processed: self.processed.get(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[test]
+    fn a_tight_loop_sends_the_first_and_last_reports_only() {
+        let sent = Rc::new(RefCell::new(Vec::new()));
+        let record = sent.clone();
+        let progress = Progress::new(
+            ProgressSubtype::MultiplePricesQueryStatus,
+            10_000,
+            Rc::new(move |p: ProgressData| record.borrow_mut().push(p.processed)),
+        );
+        for _ in 0..10_000 {
+            progress.advance(1);
+        }
+        assert_eq!(*sent.borrow(), vec![0, 10_000], "start and finish; the loop took far less than 250 ms");
+    }
+}

@@ -1,0 +1,303 @@
+//! The periodic scheduler: rotki's TaskManager, made sound.
+//!
+//! Jobs have a name, an interval, optional jitter and a `maybe` function (rotki's `_maybe_*`)
+//! that decides whether to run now and returns the futures to track. Every tick (10 s by
+//! default) the due jobs are taken in random order, so none starves; at most `max_tasks` tasks
+//! run at once (API tasks count too) and a job never overlaps itself. Last-run times are wall
+//! clock times kept in a [`LastRunStore`] (the database), so after a restart or a suspend of any
+//! length an overdue job runs once: not never, and not once per missed interval.
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_lite::future::BoxedLocal;
+use serde_json::{Value, json};
+
+use super::manager::{SpawnOptions, TaskId, TaskManager};
+
+/// How often the scheduler looks for due jobs.
+pub const DEFAULT_TICK: Duration = Duration::from_secs(10);
+/// Most tasks running at once before the scheduler waits (rotki's `max_tasks_num`).
+pub const DEFAULT_MAX_TASKS: usize = 2;
+
+/// A future a job wants tracked.
+pub type JobFuture = BoxedLocal<Result<Value, String>>;
+
+/// A recurring background job.
+pub struct PeriodicJob {
+    /// Its name; its tasks carry it, so `has_task(name)` finds them.
+    pub name: String,
+    /// How long after a run the next one is due.
+    pub interval: Duration,
+    /// Up to this much is added at random to each interval.
+    pub jitter: Duration,
+    /// Decides whether to run now; returns the futures to track (none: not now, retry next tick).
+    pub maybe: Box<dyn Fn() -> Vec<JobFuture>>,
+}
+
+impl std::fmt::Debug for PeriodicJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeriodicJob").field("name", &self.name).field("interval", &self.interval).finish()
+    }
+}
+
+/// The wall clock (a test clock in tests).
+pub trait Clock {
+    /// Now.
+    fn now(&self) -> SystemTime;
+}
+
+/// The real wall clock.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// Where last-run times survive restarts.
+pub trait LastRunStore {
+    /// Every job's last run.
+    fn load(&self) -> BoxedLocal<HashMap<String, SystemTime>>;
+    /// Records a job's run.
+    fn save(&self, job: &str, at: SystemTime) -> BoxedLocal<()>;
+}
+
+/// Keeps last-run times in memory only (tests, or no database).
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    times: RefCell<HashMap<String, SystemTime>>,
+}
+
+impl LastRunStore for MemoryStore {
+    fn load(&self) -> BoxedLocal<HashMap<String, SystemTime>> {
+        let times = self.times.borrow().clone();
+        Box::pin(async move { times })
+    }
+
+    fn save(&self, job: &str, at: SystemTime) -> BoxedLocal<()> {
+        self.times.borrow_mut().insert(job.to_string(), at);
+        Box::pin(async {})
+    }
+}
+
+/// Keeps last-run times in the database's `key_value_cache`, as `last_run:<job>` → Unix seconds.
+#[derive(Debug, Clone)]
+pub struct DatabaseStore {
+    db: crate::db::Database,
+}
+
+impl DatabaseStore {
+    /// A store over `db`.
+    pub fn new(db: crate::db::Database) -> DatabaseStore {
+        DatabaseStore { db }
+    }
+}
+
+const LAST_RUN_PREFIX: &str = "last_run:";
+
+impl LastRunStore for DatabaseStore {
+    fn load(&self) -> BoxedLocal<HashMap<String, SystemTime>> {
+        let db = self.db.clone();
+        Box::pin(async move {
+            let rows = db
+                .read(|tx| {
+                    let mut stmt =
+                        tx.prepare("SELECT name, value FROM key_value_cache WHERE name LIKE 'last_run:%'")?;
+                    let rows =
+                        stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+                    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                })
+                .await;
+            match rows {
+                Ok(rows) => rows
+                    .into_iter()
+                    .filter_map(|(name, secs)| {
+                        let job = name.strip_prefix(LAST_RUN_PREFIX)?.to_string();
+                        Some((job, UNIX_EPOCH + Duration::from_secs_f64(secs.parse().ok()?)))
+                    })
+                    .collect(),
+                Err(err) => {
+                    log::error!("scheduler: cannot load last-run times, every job counts as due: {err}");
+                    HashMap::new()
+                }
+            }
+        })
+    }
+
+    fn save(&self, job: &str, at: SystemTime) -> BoxedLocal<()> {
+        let db = self.db.clone();
+        let key = format!("{LAST_RUN_PREFIX}{job}");
+        let secs = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64().to_string();
+        Box::pin(async move {
+            let saved = db
+                .write(move |tx| {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO key_value_cache (name, value) VALUES (?1, ?2)",
+                        [key, secs],
+                    )?;
+                    Ok(())
+                })
+                .await;
+            if let Err(err) = saved {
+                log::error!("scheduler: cannot save a last-run time: {err}");
+            }
+        })
+    }
+}
+
+struct JobState {
+    job: PeriodicJob,
+    /// The jitter drawn for the current interval.
+    jitter: Duration,
+}
+
+/// Runs periodic jobs through a [`TaskManager`].
+pub struct Scheduler {
+    manager: TaskManager,
+    jobs: RefCell<Vec<JobState>>,
+    last_run: RefCell<HashMap<String, SystemTime>>,
+    loaded: Cell<bool>,
+    should_schedule: Cell<bool>,
+    max_tasks: usize,
+    tick: Duration,
+    clock: Rc<dyn Clock>,
+    store: Rc<dyn LastRunStore>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("should_schedule", &self.should_schedule.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scheduler {
+    /// A scheduler with scheduling off (rotki turns it on after the first balance query).
+    pub fn new(
+        manager: TaskManager,
+        max_tasks: usize,
+        tick: Duration,
+        clock: Rc<dyn Clock>,
+        store: Rc<dyn LastRunStore>,
+    ) -> Scheduler {
+        Scheduler {
+            manager,
+            jobs: RefCell::default(),
+            last_run: RefCell::default(),
+            loaded: Cell::new(false),
+            should_schedule: Cell::new(false),
+            max_tasks,
+            tick,
+            clock,
+            store,
+        }
+    }
+
+    /// Adds a job.
+    pub fn register(&self, job: PeriodicJob) {
+        let jitter = draw(job.jitter);
+        self.jobs.borrow_mut().push(JobState { job, jitter });
+    }
+
+    /// Turns scheduling on or off.
+    pub fn set_should_schedule(&self, on: bool) {
+        self.should_schedule.set(on);
+    }
+
+    /// Whether scheduling is on.
+    pub fn should_schedule(&self) -> bool {
+        self.should_schedule.get()
+    }
+
+    /// Logout: cancels every task and turns scheduling off.
+    pub fn clear(&self) -> usize {
+        self.should_schedule.set(false);
+        self.manager.clear()
+    }
+
+    /// One scheduling pass: starts the due jobs that fit. Returns the tasks it spawned.
+    pub async fn tick(&self) -> Vec<TaskId> {
+        if !self.loaded.replace(true) {
+            let stored = self.store.load().await;
+            self.last_run.borrow_mut().extend(stored);
+        }
+        if !self.should_schedule.get() {
+            return Vec::new();
+        }
+        let now = self.clock.now();
+        let mut due: Vec<usize> = {
+            let jobs = self.jobs.borrow();
+            let last_run = self.last_run.borrow();
+            (0..jobs.len())
+                .filter(|&i| {
+                    let state = &jobs[i];
+                    last_run
+                        .get(&state.job.name)
+                        .is_none_or(|last| *last + state.job.interval + state.jitter <= now)
+                })
+                .collect()
+        };
+        fastrand::shuffle(&mut due);
+        let mut spawned = Vec::new();
+        for index in due {
+            if self.manager.count() >= self.max_tasks {
+                break;
+            }
+            let (name, futures) = {
+                let jobs = self.jobs.borrow();
+                let job = &jobs[index].job;
+                if self.manager.has_task(&job.name) {
+                    continue; // never overlaps itself
+                }
+                (job.name.clone(), (job.maybe)())
+            };
+            if futures.is_empty() {
+                continue; // not now: due again next tick
+            }
+            self.last_run.borrow_mut().insert(name.clone(), now);
+            self.jobs.borrow_mut()[index].jitter = draw(self.jobs.borrow()[index].job.jitter);
+            self.store.save(&name, now).await;
+            for future in futures {
+                spawned
+                    .push(self.manager.spawn_and_track(name.clone(), future, SpawnOptions::default()).id());
+            }
+        }
+        spawned
+    }
+
+    /// Ticks forever (until the future is dropped).
+    pub async fn run(self: Rc<Self>) {
+        loop {
+            self.tick().await;
+            async_io::Timer::after(self.tick).await;
+        }
+    }
+
+    /// The scheduler's state for `status`.
+    pub fn describe(&self) -> Value {
+        let last_run = self.last_run.borrow();
+        let jobs: Vec<Value> = self
+            .jobs
+            .borrow()
+            .iter()
+            .map(|s| {
+                let last = last_run.get(&s.job.name).and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+                json!({
+                    "name": s.job.name,
+                    "interval_secs": s.job.interval.as_secs(),
+                    "last_run": last.map(|d| d.as_secs()),
+                })
+            })
+            .collect();
+        json!({ "should_schedule": self.should_schedule.get(), "max_tasks": self.max_tasks, "jobs": jobs })
+    }
+}
+
+fn draw(jitter: Duration) -> Duration {
+    if jitter.is_zero() { jitter } else { Duration::from_millis(fastrand::u64(0..jitter.as_millis() as u64)) }
+}
