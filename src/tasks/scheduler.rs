@@ -260,7 +260,10 @@ impl Scheduler {
                 continue; // not now: due again next tick
             }
             self.last_run.borrow_mut().insert(name.clone(), now);
-            self.jobs.borrow_mut()[index].jitter = draw(self.jobs.borrow()[index].job.jitter);
+            {
+                let mut jobs = self.jobs.borrow_mut();
+                jobs[index].jitter = draw(jobs[index].job.jitter);
+            }
             self.store.save(&name, now).await;
             for future in futures {
                 spawned
