@@ -32,7 +32,10 @@ fn a_delayed_task_never_starts_early() {
     let options = SpawnOptions { delay: Some(Duration::from_millis(150)), ..SpawnOptions::default() };
     let handle = tasks.spawn_and_track(
         "later",
-        async move { Ok::<_, String>(mark.set(Some(Instant::now()))) },
+        async move {
+            mark.set(Some(Instant::now()));
+            Ok::<_, String>(())
+        },
         options,
     );
     assert_eq!(ex.block_on(handle.outcome()), Outcome::Completed(Value::Null));
