@@ -367,3 +367,81 @@ fn data_written_before_sigterm_is_there_after_restart() {
         conn.query_row("SELECT value FROM settings WHERE name = 'main_currency'", [], |r| r.get(0)).unwrap();
     assert_eq!(value, "EUR");
 }
+
+fn with_config(sandbox: &Sandbox, toml: &str) -> std::process::Command {
+    let file = sandbox.dir.path().join("robin.toml");
+    std::fs::write(&file, toml).unwrap();
+    let mut cmd = sandbox.command();
+    cmd.arg("--config").arg(file);
+    cmd
+}
+
+fn backups(sandbox: &Sandbox) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(sandbox.data_dir().join("backups"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_daily_backup_runs_once_and_its_last_run_survives_a_restart() {
+    let sandbox = Sandbox::new();
+    let config = "[scheduler]\nstart_on = true\ntick_secs = 1\n";
+    let mut daemon = Daemon::start(with_config(&sandbox, config));
+    eventually("the first backup", || backups(&sandbox).len() == 1);
+    let status = ipc_call(&sandbox.socket(), r#"{"id":1,"method":"status"}"#)["result"].clone();
+    let job = &status["scheduler"]["jobs"][0];
+    assert_eq!(job["name"], "db_backup");
+    assert!(job["last_run"].as_u64().is_some(), "{status}");
+    let backup = rusqlite::Connection::open(&backups(&sandbox)[0]).unwrap();
+    let check: String = backup.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit().success());
+
+    // After a restart the job is not due for a day: no second backup.
+    let _daemon = Daemon::start(with_config(&sandbox, config));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(backups(&sandbox).len(), 1);
+}
+
+#[test]
+fn scheduling_and_tasks_are_driven_over_the_control_socket() {
+    let sandbox = Sandbox::new();
+    let _daemon = Daemon::start(sandbox.command());
+    let socket = sandbox.socket();
+    let status = ipc_call(&socket, r#"{"id":1,"method":"status"}"#);
+    assert_eq!(status["result"]["scheduler"]["should_schedule"], false, "off until asked, as rotki");
+    assert_eq!(
+        ipc_call(&socket, r#"{"id":2,"method":"schedule","params":{"enabled":true}}"#)["result"],
+        true
+    );
+    let status = ipc_call(&socket, r#"{"id":3,"method":"status"}"#);
+    assert_eq!(status["result"]["scheduler"]["should_schedule"], true);
+    let bad = ipc_call(&socket, r#"{"id":4,"method":"schedule","params":{"enabled":"yes"}}"#);
+    assert_eq!(bad["error"]["code"], -32602);
+    assert_eq!(
+        ipc_call(&socket, r#"{"id":5,"method":"tasks.cancel","params":{"id":12345}}"#)["result"]["cancelled"],
+        0
+    );
+    let bad = ipc_call(&socket, r#"{"id":6,"method":"tasks.cancel","params":{"id":1,"name_prefix":"x"}}"#);
+    assert!(bad["error"]["message"].as_str().unwrap().contains("one of them"));
+    let list = ipc_call(&socket, r#"{"id":7,"method":"tasks.list"}"#);
+    assert!(list["result"]["running"].is_array() && list["result"]["recent"].is_array(), "{list}");
+}
+
+#[test]
+fn scheduler_feature_off_means_no_scheduler() {
+    let sandbox = Sandbox::new();
+    let _daemon = Daemon::start({
+        let mut cmd = sandbox.command();
+        cmd.env("ROBIN_FEATURE_SCHEDULER", "false");
+        cmd
+    });
+    let socket = sandbox.socket();
+    assert_eq!(
+        ipc_call(&socket, r#"{"id":1,"method":"status"}"#)["result"]["scheduler"],
+        serde_json::Value::Null
+    );
+    let reply = ipc_call(&socket, r#"{"id":2,"method":"schedule","params":{"enabled":true}}"#);
+    assert!(reply["error"]["message"].as_str().unwrap().contains("feature flag scheduler"), "{reply}");
+}

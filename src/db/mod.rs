@@ -250,11 +250,13 @@ impl Database {
                 if let Some(password) = &password {
                     drop(target);
                     target = connection::open(&partial, Some(password), &options, connection::Role::Writer)?;
-                    target.execute_batch("PRAGMA journal_mode = DELETE;").map_err(backup_err)?;
                 }
                 let backup = rusqlite::backup::Backup::new(conn, &mut target).map_err(backup_err)?;
                 backup.run_to_completion(256, Duration::from_millis(1), None).map_err(backup_err)?;
                 drop(backup);
+                // The copy carries the source's WAL flag; a backup should be one self-contained
+                // file that opening does not surround with -wal and -shm files.
+                target.execute_batch("PRAGMA journal_mode = DELETE;").map_err(backup_err)?;
                 drop(target);
                 // Written under another name and renamed: a crash never leaves half a backup
                 // under the name the user asked for.
