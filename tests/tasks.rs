@@ -129,7 +129,7 @@ fn finished_tasks_leave_at_once_and_history_is_bounded() {
     assert_eq!(tasks.count(), 0);
     let history = tasks.history();
     assert_eq!(history.len(), robin::tasks::HISTORY_LEN);
-    assert_eq!(history.last().unwrap().name, format!("t{}", robin::tasks::HISTORY_LEN + 19));
+    assert_eq!(&*history.last().unwrap().name, format!("t{}", robin::tasks::HISTORY_LEN + 19));
 }
 
 #[test]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use async_executor::Task;
 use async_io::Timer;
 use futures_lite::FutureExt;
+use futures_lite::future::BoxedLocal;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -75,8 +76,8 @@ pub struct TaskInfo {
 pub struct Finished {
     /// Its number.
     pub id: TaskId,
-    /// Its name.
-    pub name: String,
+    /// Its name (shared with the live entry it came from).
+    pub name: Rc<str>,
     /// "completed", "failed" or "cancelled".
     pub result: &'static str,
     /// The error, for failed tasks.
@@ -107,8 +108,15 @@ struct Inner {
     results: RefCell<BTreeMap<TaskId, (Outcome, Instant)>>,
     /// How long unfetched results are kept.
     result_ttl: Duration,
-    /// Wakes `wait_for_all` when a task ends.
+    /// Wakes `wait_for_all` when the last live task ends.
     finished: event_listener::Event,
+    /// Delayed tasks by due time. One driver and one timer serve them all, so a waiting task
+    /// costs its queue entry and its boxed future: no executor task, no reactor timer.
+    delayed: RefCell<std::collections::BTreeSet<(Instant, TaskId)>>,
+    /// Wakes the delay driver when an earlier deadline arrives.
+    delay_changed: event_listener::Event,
+    /// The delay driver, started with the first delayed task.
+    delay_driver: RefCell<Option<Task<()>>>,
     /// User-facing errors.
     on_error: ErrorSink,
     /// Progress reports.
@@ -116,13 +124,25 @@ struct Inner {
 }
 
 struct Live {
-    name: String,
+    name: Rc<str>,
     started: Instant,
-    options: SpawnOptions,
-    /// The running task; dropping it cancels the work.
-    task: Task<()>,
+    /// A failure is a user-facing error.
+    exception_is_error: bool,
+    /// The outcome is kept for the API.
+    keep_result: bool,
+    run: Run,
     /// Where the outcome goes for the handle's waiters.
     slot: Rc<OutcomeSlot>,
+}
+
+/// Where a live task's work is.
+enum Run {
+    /// Waiting for its delay: not yet on the executor. Dropping it means it never starts.
+    Delayed(Instant, BoxedLocal<()>),
+    /// On the executor; dropping the task cancels the work at its current await.
+    Running(Task<()>),
+    /// Only while `start_due` moves it from `Delayed` to `Running`.
+    Moving,
 }
 
 impl std::fmt::Debug for TaskManager {
@@ -153,6 +173,9 @@ impl TaskManager {
                 results: RefCell::default(),
                 result_ttl,
                 finished: event_listener::Event::new(),
+                delayed: RefCell::default(),
+                delay_changed: event_listener::Event::new(),
+                delay_driver: RefCell::default(),
                 on_error,
                 on_progress,
             }),
@@ -193,14 +216,10 @@ impl TaskManager {
         T: Serialize,
         E: Display,
     {
-        let name = name.into();
+        let name: Rc<str> = name.into().into();
         let slot = Rc::new(OutcomeSlot::default());
         let manager = Rc::downgrade(&self.inner);
-        let delay = options.delay;
         let work = async move {
-            if let Some(delay) = delay {
-                Timer::after(delay).await;
-            }
             let outcome = match AssertUnwindSafe(future).catch_unwind().await {
                 Ok(Ok(value)) => Outcome::Completed(serde_json::to_value(value).unwrap_or(Value::Null)),
                 Ok(Err(err)) => Outcome::Failed(err.to_string()),
@@ -208,10 +227,36 @@ impl TaskManager {
             };
             finish(&manager, id, outcome);
         };
-        let task = self.inner.spawner.spawn(work);
-        let live = Live { name: name.clone(), started: Instant::now(), options, task, slot: slot.clone() };
+        let run = match options.delay {
+            Some(delay) => {
+                let due = Instant::now() + delay;
+                self.schedule_start(due, id);
+                Run::Delayed(due, Box::pin(work))
+            }
+            None => Run::Running(self.inner.spawner.spawn(work)),
+        };
+        let live = Live {
+            name: name.clone(),
+            started: Instant::now(),
+            exception_is_error: options.exception_is_error,
+            keep_result: options.keep_result,
+            run,
+            slot: slot.clone(),
+        };
         self.inner.live.borrow_mut().insert(id, live);
         TaskHandle { id, name, slot, manager: self.clone() }
+    }
+
+    /// Queues a delayed start and makes sure the driver will wake for it.
+    fn schedule_start(&self, due: Instant, id: TaskId) {
+        let earliest = self.inner.delayed.borrow().first().map(|(at, _)| *at);
+        self.inner.delayed.borrow_mut().insert((due, id));
+        if self.inner.delay_driver.borrow().is_none() {
+            let driver = self.inner.spawner.spawn(drive_delayed(Rc::downgrade(&self.inner)));
+            *self.inner.delay_driver.borrow_mut() = Some(driver);
+        } else if earliest.is_none_or(|at| due < at) {
+            self.inner.delay_changed.notify(1);
+        }
     }
 
     /// A progress counter whose reports go out as `progress_updates`, rate-limited.
@@ -235,7 +280,7 @@ impl TaskManager {
         live.iter()
             .map(|(id, l)| TaskInfo {
                 id: *id,
-                name: l.name.clone(),
+                name: l.name.to_string(),
                 age_ms: l.started.elapsed().as_millis() as u64,
             })
             .collect()
@@ -257,10 +302,18 @@ impl TaskManager {
             error: None,
             duration_ms: live.started.elapsed().as_millis() as u64,
         };
-        drop(live.task); // the future is dropped: it stops at its current await
+        match live.run {
+            // The future is dropped: it stops at its current await.
+            Run::Running(task) => drop(task),
+            // It never started and never will.
+            Run::Delayed(due, _) => {
+                self.inner.delayed.borrow_mut().remove(&(due, id));
+            }
+            Run::Moving => {}
+        }
         live.slot.fill(Outcome::Cancelled);
         self.remember(finished);
-        self.inner.finished.notify(usize::MAX);
+        self.notify_if_idle();
         true
     }
 
@@ -306,7 +359,7 @@ impl TaskManager {
 
     /// Live API tasks (spawned with `keep_result`).
     pub fn pending_results(&self) -> Vec<TaskId> {
-        self.inner.live.borrow().iter().filter(|(_, l)| l.options.keep_result).map(|(id, _)| *id).collect()
+        self.inner.live.borrow().iter().filter(|(_, l)| l.keep_result).map(|(id, _)| *id).collect()
     }
 
     /// Finished API tasks whose result has not been fetched (expired ones are dropped first).
@@ -317,7 +370,7 @@ impl TaskManager {
 
     /// Whether `id` is a live API task.
     pub fn is_pending_result(&self, id: TaskId) -> bool {
-        self.inner.live.borrow().get(&id).is_some_and(|l| l.options.keep_result)
+        self.inner.live.borrow().get(&id).is_some_and(|l| l.keep_result)
     }
 
     /// Takes a finished API task's outcome; it can be read once.
@@ -329,6 +382,14 @@ impl TaskManager {
     /// The tracker's state for `status`.
     pub fn describe(&self) -> Value {
         json!({ "running": self.running(), "recent": self.history() })
+    }
+
+    /// Wakes `wait_for_all` once the live set is empty (the only state it waits for), rather
+    /// than after every task: a burst of 100,000 tasks would otherwise wake it 100,000 times.
+    fn notify_if_idle(&self) {
+        if self.inner.live.borrow().is_empty() {
+            self.inner.finished.notify(usize::MAX);
+        }
     }
 
     fn remember(&self, finished: Finished) {
@@ -355,10 +416,12 @@ fn finish(manager: &Weak<Inner>, id: TaskId, outcome: Outcome) {
     let manager = TaskManager { inner };
     let Some(live) = manager.inner.live.borrow_mut().remove(&id) else { return };
     // The task is finishing this very poll; detaching lets it complete instead of cancelling.
-    live.task.detach();
+    if let Run::Running(task) = live.run {
+        task.detach();
+    }
     let name = &live.name;
     let error = match &outcome {
-        Outcome::Failed(err) if live.options.exception_is_error => {
+        Outcome::Failed(err) if live.exception_is_error => {
             log::error!("{name} died with exception: {err}");
             (manager.inner.on_error)(format!(
                 "{name} died with exception: {err}. Check the logs for more details"
@@ -381,18 +444,64 @@ fn finish(manager: &Weak<Inner>, id: TaskId, outcome: Outcome) {
         error,
         duration_ms: live.started.elapsed().as_millis() as u64,
     });
-    if live.options.keep_result {
+    if live.keep_result {
         manager.expire_results();
         manager.inner.results.borrow_mut().insert(id, (outcome.clone(), Instant::now()));
     }
     live.slot.fill(outcome);
-    manager.inner.finished.notify(usize::MAX);
+    manager.notify_if_idle();
+}
+
+/// Starts delayed tasks when they are due: one timer for all of them, re-armed when an earlier
+/// deadline arrives. Holds the tracker weakly, so dropping the tracker ends it.
+async fn drive_delayed(manager: Weak<Inner>) {
+    loop {
+        let (listener, next) = {
+            let Some(inner) = manager.upgrade() else { return };
+            let listener = inner.delay_changed.listen();
+            let next = inner.delayed.borrow().first().map(|(at, _)| *at);
+            (listener, next)
+        };
+        match next {
+            None => listener.await,
+            Some(due) if due > Instant::now() => {
+                async {
+                    listener.await;
+                }
+                .or(async {
+                    Timer::at(due).await;
+                })
+                .await
+            }
+            Some(_) => {
+                let Some(inner) = manager.upgrade() else { return };
+                start_due(&inner);
+            }
+        }
+    }
+}
+
+/// Moves every due delayed task onto the executor.
+fn start_due(inner: &Inner) {
+    let now = Instant::now();
+    loop {
+        let Some(&(due, id)) = inner.delayed.borrow().first() else { return };
+        if due > now {
+            return;
+        }
+        inner.delayed.borrow_mut().pop_first();
+        let mut live = inner.live.borrow_mut();
+        let Some(entry) = live.get_mut(&id) else { continue };
+        if let Run::Delayed(_, work) = std::mem::replace(&mut entry.run, Run::Moving) {
+            entry.run = Run::Running(inner.spawner.spawn(work));
+        }
+    }
 }
 
 /// A spawned task: its number, its name, a way to cancel it and to await its outcome.
 pub struct TaskHandle {
     id: TaskId,
-    name: String,
+    name: Rc<str>,
     slot: Rc<OutcomeSlot>,
     manager: TaskManager,
 }
@@ -426,41 +535,55 @@ impl TaskHandle {
 
     /// Also sends the outcome to `sender` when the task ends (for waiters on other threads).
     pub fn forward_outcome(&self, sender: async_channel::Sender<Outcome>) {
-        match self.slot.outcome.borrow().as_ref() {
-            Some(outcome) => {
-                let _ = sender.try_send(outcome.clone());
-            }
-            None => *self.slot.remote.borrow_mut() = Some(sender),
-        }
+        self.slot.forward(sender);
     }
 }
 
-/// A single-threaded one-shot for a task's outcome: smaller than a channel, which matters for
-/// 100,000 pending tasks.
+/// A single-threaded one-shot for a task's outcome: one `RefCell`, smaller than a channel,
+/// which matters for 100,000 pending tasks.
 #[derive(Default)]
-struct OutcomeSlot {
-    outcome: RefCell<Option<Outcome>>,
-    waiters: RefCell<Vec<Waker>>,
-    /// A waiter on another thread, if any.
-    remote: RefCell<Option<async_channel::Sender<Outcome>>>,
+struct OutcomeSlot(RefCell<SlotState>);
+
+enum SlotState {
+    /// Not ended: who waits for it (on this thread, and on another one).
+    Waiting(Vec<Waker>, Option<async_channel::Sender<Outcome>>),
+    /// Ended.
+    Done(Outcome),
+}
+
+impl Default for SlotState {
+    fn default() -> Self {
+        SlotState::Waiting(Vec::new(), None)
+    }
 }
 
 impl OutcomeSlot {
     fn fill(&self, outcome: Outcome) {
-        if let Some(remote) = self.remote.borrow_mut().take() {
+        let mut state = self.0.borrow_mut();
+        let SlotState::Waiting(wakers, remote) = std::mem::take(&mut *state) else { return };
+        // Clone only for a waiter on another thread; most tasks have none.
+        if let Some(remote) = remote {
             let _ = remote.try_send(outcome.clone());
         }
-        *self.outcome.borrow_mut() = Some(outcome);
-        for waker in self.waiters.borrow_mut().drain(..) {
-            waker.wake();
+        *state = SlotState::Done(outcome);
+        drop(state);
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    fn forward(&self, sender: async_channel::Sender<Outcome>) {
+        match &mut *self.0.borrow_mut() {
+            SlotState::Done(outcome) => {
+                let _ = sender.try_send(outcome.clone());
+            }
+            SlotState::Waiting(_, remote) => *remote = Some(sender),
         }
     }
 
     async fn wait(&self) -> Outcome {
-        poll_fn(|cx| match self.outcome.borrow().as_ref() {
-            Some(outcome) => Poll::Ready(outcome.clone()),
-            None => {
-                self.waiters.borrow_mut().push(cx.waker().clone());
+        poll_fn(|cx| match &mut *self.0.borrow_mut() {
+            SlotState::Done(outcome) => Poll::Ready(outcome.clone()),
+            SlotState::Waiting(wakers, _) => {
+                wakers.push(cx.waker().clone());
                 Poll::Pending
             }
         })
