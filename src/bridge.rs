@@ -35,8 +35,6 @@ use serde_json::Value;
 
 use std::time::Duration;
 
-use futures_lite::FutureExt;
-
 use crate::notifier::{MessageType, Notifier, Stats};
 use crate::tasks::{Outcome, SpawnOptions, TaskId, TaskManager};
 
@@ -223,13 +221,12 @@ impl RemoteTask {
         if crate::runtime::on_loop_thread() {
             return Err(TaskBridgeError::OnLoopThread);
         }
-        let outcome = self.outcome.clone();
-        futures_lite::future::block_on(
-            async { outcome.recv().await.map_err(|_| TaskBridgeError::LoopStopped) }.or(async {
-                async_io::Timer::after(timeout).await;
-                Err(TaskBridgeError::Timeout(timeout))
-            }),
-        )
+        let waited = futures_lite::future::block_on(crate::runtime::timeout(timeout, self.outcome.recv()));
+        match waited {
+            Some(Ok(outcome)) => Ok(outcome),
+            Some(Err(_)) => Err(TaskBridgeError::LoopStopped),
+            None => Err(TaskBridgeError::Timeout(timeout)),
+        }
     }
 
     /// Awaits the outcome (from any executor).

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use async_signal::{Signal, Signals};
-use futures_lite::{FutureExt, StreamExt};
+use futures_lite::StreamExt;
 use serde_json::json;
 
 use crate::config::{Config, Environment, Feature};
@@ -274,16 +274,7 @@ async fn serve(
         log::info!("cancelled {cancelled} running tasks");
     }
     controller.set_database(None);
-    let closed = async {
-        database.close().await;
-        true
-    }
-    .or(async {
-        Timer::after(DATABASE_CLOSE_GRACE).await;
-        false
-    })
-    .await;
-    if !closed {
+    if crate::runtime::timeout(DATABASE_CLOSE_GRACE, database.close()).await.is_none() {
         log::warn!(
             "the database did not close within {DATABASE_CLOSE_GRACE:?}; its last write finishes or rolls back"
         );

@@ -58,6 +58,28 @@ pub fn assert_off_loop(what: &str) {
     }
 }
 
+/// Runs `future` for at most `limit`: `Some(output)`, or `None` if the time ran out first (the
+/// future is then dropped, which cancels it at its current await).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let quick = futures_lite::future::block_on(robin::runtime::timeout(Duration::from_secs(1), async { 7 }));
+/// assert_eq!(quick, Some(7));
+/// let never = futures_lite::future::pending::<()>();
+/// assert_eq!(futures_lite::future::block_on(robin::runtime::timeout(Duration::from_millis(1), never)), None);
+/// ```
+pub async fn timeout<T>(limit: std::time::Duration, future: impl Future<Output = T>) -> Option<T> {
+    use futures_lite::FutureExt;
+    async { Some(future.await) }
+        .or(async {
+            async_io::Timer::after(limit).await;
+            None
+        })
+        .await
+}
+
 /// A handle to the loop's single executor; clone it freely on the loop thread.
 ///
 /// It is `!Send` on purpose: the executor and every task on it belong to one thread. Code on

@@ -4,7 +4,6 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
 
 use support::{Daemon, Sandbox};
 
@@ -24,22 +23,7 @@ impl Raw {
     fn connect() -> Raw {
         let sandbox = Sandbox::new();
         let daemon = Daemon::start(sandbox.command());
-        let mut stream = TcpStream::connect(daemon.http_addr()).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        stream
-            .write_all(
-                b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            )
-            .unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            stream.read_exact(&mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8(head).unwrap();
-        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        let (stream, head) = support::raw_websocket(daemon.http_addr());
         // RFC 6455's own example key and accept value.
         assert!(head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), "{head}");
         Raw { stream, _daemon: daemon, _sandbox: sandbox }

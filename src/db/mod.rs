@@ -50,7 +50,6 @@ use std::sync::atomic::AtomicU8;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
 
 use blocking::Unblock;
-use futures_lite::FutureExt;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 pub use connection::{DEFAULT_BUSY_TIMEOUT, Password};
@@ -188,12 +187,7 @@ impl Database {
         let _withdraw_on_drop = Withdraw(claim.clone());
         let answer = self.inner.writer.submit(f, claim.clone());
         let limit = self.inner.options.write_timeout;
-        let waited = async { Some(answer.recv().await) }
-            .or(async {
-                async_io::Timer::after(limit).await;
-                None
-            })
-            .await;
+        let waited = crate::runtime::timeout(limit, answer.recv()).await;
         match waited {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err(Error::Closed),

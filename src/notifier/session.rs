@@ -21,6 +21,7 @@ use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, FutureExt, StreamExt};
 
 use super::outbox::{Out, Outbox, State, close_frame};
 use super::{IncomingHandler, Limits, Notifier};
+use crate::runtime::timeout;
 
 /// How long a closing client gets to take its last frames (the close frame included).
 pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -148,7 +149,7 @@ async fn write_loop(socket: &Async<TcpStream>, outbox: &Outbox) {
     }
     if outbox.state() == State::Overflowed {
         let close = close_frame(CLOSE_TOO_SLOW, "client too slow");
-        let _ = within(CLOSE_GRACE, async { (&*socket).write_all(&close).await }).await;
+        let _ = timeout(CLOSE_GRACE, async { (&*socket).write_all(&close).await }).await;
     }
 }
 
@@ -171,7 +172,7 @@ async fn write_batch(socket: &Async<TcpStream>, outbox: &Outbox, batch: &[Out]) 
             Some(Ok(n)) => written += n,
             None => {
                 let boundary = frame_boundary_at_or_after(batch, written);
-                return within(CLOSE_GRACE, write_range(socket, batch, written, boundary)).await
+                return timeout(CLOSE_GRACE, write_range(socket, batch, written, boundary)).await
                     == Some(true);
             }
         }
@@ -216,15 +217,6 @@ fn frame_boundary_at_or_after(batch: &[Out], position: usize) -> usize {
         end += out.bytes().len();
     }
     end
-}
-
-async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
-    async { Some(future.await) }
-        .or(async {
-            Timer::after(limit).await;
-            None
-        })
-        .await
 }
 
 #[cfg(test)]

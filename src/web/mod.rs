@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use async_executor::LocalExecutor;
 use async_io::{Async, Timer};
-use futures_lite::{AsyncWriteExt, FutureExt};
+use futures_lite::AsyncWriteExt;
 use serde_json::Value;
 
 use crate::control::{Command, Controller, TaskQuery};
@@ -154,13 +154,10 @@ async fn serve_connection(mut stream: Async<TcpStream>, peer: SocketAddr, shared
     let _ = stream.get_ref().set_nodelay(true);
     let mut buf = Vec::new();
     loop {
-        let timeout = shared.limits.request_timeout;
-        let read = read_request(&mut stream, &mut buf, &shared.limits)
-            .or(async {
-                Timer::after(timeout).await;
-                Err(ReadError::Timeout)
-            })
-            .await;
+        let limit = shared.limits.request_timeout;
+        let read = crate::runtime::timeout(limit, read_request(&mut stream, &mut buf, &shared.limits))
+            .await
+            .unwrap_or(Err(ReadError::Timeout));
         let request = match read {
             Ok(request) => request,
             Err(ReadError::Timeout) if buf.is_empty() => return, // idle keep-alive: close quietly
