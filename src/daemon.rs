@@ -121,6 +121,8 @@ pub fn run(config: Config, env: &Environment) -> Result<()> {
     let notifier = Notifier::new(notifier_limits(&config));
     let tasks = task_manager(&ex, &notifier);
     let controller = Rc::new(Controller::new(config.features.clone(), notifier.clone(), tasks.clone()));
+    // WebSocket clients may send the same requests as the control socket, answered in-band.
+    notifier.set_incoming_handler(crate::control::websocket_handler(&controller));
     let access = web::Access {
         allowed_origins: config.ws_origins.value.clone(),
         api_token: api_token.as_ref().map(|(token, _)| token.clone()),

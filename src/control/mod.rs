@@ -38,6 +38,26 @@ use crate::tasks::{Outcome, Scheduler, TaskId, TaskManager};
 /// `Result` with this part's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What a WebSocket client's text message gets back: the response when it is a request
+/// (`{"method": ..}`), the text itself otherwise (rotki echoes). Holds the controller weakly:
+/// the notifier keeps this handler and the controller keeps the notifier.
+pub fn websocket_handler(controller: &Rc<Controller>) -> crate::notifier::IncomingHandler {
+    let controller = Rc::downgrade(controller);
+    Rc::new(move |text: String| {
+        let controller = controller.clone();
+        Box::pin(async move {
+            let looks_like_request = text.trim_start().starts_with('{') && text.contains("\"method\"");
+            match (looks_like_request, controller.upgrade()) {
+                (true, Some(controller)) => match Request::parse(text.as_bytes()) {
+                    Ok(request) => Some(controller.answer(request).await.to_string()),
+                    Err(_) => Some(text), // not a request after all: echo
+                },
+                _ => Some(text),
+            }
+        })
+    })
+}
+
 /// The methods a client can call, in the order `unknown method` lists them.
 pub const METHODS: [&str; 6] = ["ping", "status", "messages", "schedule", "tasks.list", "tasks.cancel"];
 
@@ -159,6 +179,42 @@ fn no_params(method: &str, params: Option<&Value>) -> Result<()> {
     }
 }
 
+/// JSON-RPC code: the request is not JSON.
+pub const CODE_PARSE_ERROR: i64 = -32700;
+/// JSON-RPC code: JSON, but not a request object.
+pub const CODE_INVALID_REQUEST: i64 = -32600;
+
+/// One request as every transport carries it: `{"id": .., "method": "..", "params": {..}}`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    /// Echoed back in the response (any JSON value; `null` when absent).
+    pub id: Value,
+    /// The command's name.
+    pub method: String,
+    /// Its parameters, if any.
+    pub params: Option<Value>,
+}
+
+impl Request {
+    /// Parses a request; the error is the response to send back.
+    pub fn parse(bytes: &[u8]) -> std::result::Result<Request, Value> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|err| {
+            error_response(&Value::Null, CODE_PARSE_ERROR, &format!("malformed JSON: {err}"))
+        })?;
+        let id = value.get("id").cloned().unwrap_or(Value::Null);
+        let Some(method) = value.get("method").and_then(Value::as_str) else {
+            let message = r#"invalid request: expected {"id": .., "method": "..", "params": {..}}"#;
+            return Err(error_response(&id, CODE_INVALID_REQUEST, message));
+        };
+        Ok(Request { id, method: method.to_string(), params: value.get("params").cloned() })
+    }
+}
+
+/// `{"id": id, "error": {"code": code, "message": message}}`.
+pub fn error_response(id: &Value, code: i64, message: &str) -> Value {
+    json!({ "id": id, "error": { "code": code, "message": message } })
+}
+
 /// Where the daemon can be reached, filled in once the listeners are bound.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Endpoints {
@@ -271,6 +327,37 @@ impl Controller {
     /// Whether the `/api/1/` routes are on.
     pub fn http_api_enabled(&self) -> bool {
         self.features.enabled(Feature::HttpApi)
+    }
+
+    /// Accepts a `subscribe` request (params: optional `since`); the error is the response.
+    pub fn subscription_start(&self, request: &Request) -> std::result::Result<Value, Value> {
+        let since = request.params.as_ref().and_then(|p| p.get("since"));
+        if since.is_some_and(|s| !s.is_u64()) {
+            let message = "invalid params for 'subscribe': since must be a message sequence number";
+            return Err(error_response(&request.id, -32602, message));
+        }
+        Ok(json!({ "id": request.id, "result": { "subscribed": true } }))
+    }
+
+    /// Streams notifications to a subscribed control-socket client until it goes away.
+    pub async fn stream_notifications(
+        &self,
+        stream: async_io::Async<std::os::unix::net::UnixStream>,
+        since: Option<u64>,
+    ) {
+        self.notifier.serve_line_subscriber(stream, since).await;
+    }
+
+    /// Answers one request: `{"id", "result"}` or `{"id", "error": {"code", "message"}}`.
+    pub async fn answer(&self, request: Request) -> Value {
+        let outcome = match Command::parse(&request.method, request.params.as_ref()) {
+            Ok(command) => self.execute(command).await,
+            Err(err) => Err(err),
+        };
+        match outcome {
+            Ok(result) => json!({ "id": request.id, "result": result }),
+            Err(err) => error_response(&request.id, err.code(), &err.to_string()),
+        }
     }
 
     /// Runs one command.

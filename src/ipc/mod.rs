@@ -18,6 +18,11 @@
 //! daemon ← {"id": null, "error": {"code": -32700, "message": "malformed JSON: expected ident at line 1 column 2"}}\n
 //! ```
 //!
+//! `{"id": 3, "method": "subscribe", "params": {"since": 41}}` is answered
+//! `{"id": 3, "result": {"subscribed": true}}`, after which the connection carries the same
+//! notifications as `/ws`, one JSON object per line (replay after `since` first, as on `/ws`),
+//! until the client closes it.
+//!
 //! `id` is echoed back as given (any JSON value, `null` when absent). Error codes follow
 //! JSON-RPC: -32700 malformed JSON, -32600 not a request object, -32601 unknown method,
 //! -32602 invalid params. A line longer than the limit gets a -32600 answer and the
@@ -40,9 +45,12 @@ use async_executor::LocalExecutor;
 use async_io::{Async, Timer};
 use futures_lite::io::BufReader;
 use futures_lite::{AsyncBufReadExt, AsyncWriteExt};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::control::{Command, Controller};
+use crate::control::{Controller, Request, error_response};
+
+/// The method that turns a connection into a stream of notifications.
+pub const SUBSCRIBE: &str = "subscribe";
 
 /// Longest request line accepted.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -51,10 +59,7 @@ pub const MAX_CONNECTIONS: usize = 64;
 /// The longest path a Unix socket address can hold on Linux (`sun_path` less its NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
 
-/// JSON-RPC code: the line is not JSON.
-pub const CODE_PARSE_ERROR: i64 = -32700;
-/// JSON-RPC code: JSON, but not a request object.
-pub const CODE_INVALID_REQUEST: i64 = -32600;
+pub use crate::control::{CODE_INVALID_REQUEST, CODE_PARSE_ERROR};
 
 /// `Result` with this part's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -197,7 +202,23 @@ async fn serve_client(stream: Async<UnixStream>, controller: Rc<Controller>, ope
         line.clear();
         let reply = match read_line(&mut reader, &mut line, MAX_LINE_BYTES).await {
             Ok(LineRead::Line) if line.iter().all(u8::is_ascii_whitespace) => continue,
-            Ok(LineRead::Line) => handle_line(&line, &controller).await,
+            Ok(LineRead::Line) => match Request::parse(&line) {
+                Ok(request) if request.method == SUBSCRIBE => {
+                    let since = request.params.as_ref().and_then(|p| p.get("since")).and_then(Value::as_u64);
+                    match controller.subscription_start(&request) {
+                        Ok(ack) => {
+                            if writer.write_all(&to_line(&ack)).await.is_err() {
+                                return;
+                            }
+                            drop(reader);
+                            return controller.stream_notifications(stream, since).await;
+                        }
+                        Err(refusal) => to_line(&refusal),
+                    }
+                }
+                Ok(request) => to_line(&controller.answer(request).await),
+                Err(error) => to_line(&error),
+            },
             Ok(LineRead::TooLong) => {
                 let message = format!("request line longer than {MAX_LINE_BYTES} bytes");
                 let _ = writer.write_all(&error_line(&Value::Null, CODE_INVALID_REQUEST, &message)).await;
@@ -213,27 +234,14 @@ async fn serve_client(stream: Async<UnixStream>, controller: Rc<Controller>, ope
 
 /// Answers one request line with one response line.
 pub async fn handle_line(line: &[u8], controller: &Controller) -> Vec<u8> {
-    let request: Value = match serde_json::from_slice(line) {
-        Ok(value) => value,
-        Err(err) => return error_line(&Value::Null, CODE_PARSE_ERROR, &format!("malformed JSON: {err}")),
-    };
-    let id = request.get("id").cloned().unwrap_or(Value::Null);
-    let Some(method) = request.get("method").and_then(Value::as_str) else {
-        let message = r#"invalid request: expected {"id": .., "method": "..", "params": {..}}"#;
-        return error_line(&id, CODE_INVALID_REQUEST, message);
-    };
-    let outcome = match Command::parse(method, request.get("params")) {
-        Ok(command) => controller.execute(command).await,
-        Err(err) => Err(err),
-    };
-    match outcome {
-        Ok(result) => to_line(&json!({ "id": id, "result": result })),
-        Err(err) => error_line(&id, err.code(), &err.to_string()),
+    match Request::parse(line) {
+        Ok(request) => to_line(&controller.answer(request).await),
+        Err(error) => to_line(&error),
     }
 }
 
 fn error_line(id: &Value, code: i64, message: &str) -> Vec<u8> {
-    to_line(&json!({ "id": id, "error": { "code": code, "message": message } }))
+    to_line(&error_response(id, code, message))
 }
 
 fn to_line(value: &Value) -> Vec<u8> {
@@ -299,6 +307,7 @@ fn scopeguard(open: Rc<Cell<usize>>) -> impl Drop {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn answer(line: &str) -> Value {
         let controller = Controller::for_tests();

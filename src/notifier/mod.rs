@@ -24,6 +24,7 @@
 //! ```
 mod aggregator;
 mod hub;
+mod lines;
 mod message;
 mod outbox;
 mod session;
@@ -216,6 +217,16 @@ impl Notifier {
         since: Option<u64>,
     ) -> impl Future<Output = ()> + use<> {
         session::run(self.clone(), socket, leftover, since)
+    }
+
+    /// Streams notifications to a control-socket client, one JSON object per line, until it
+    /// closes the connection. Same replay, bounds and counters as a WebSocket client.
+    pub async fn serve_line_subscriber(
+        &self,
+        stream: Async<std::os::unix::net::UnixStream>,
+        since: Option<u64>,
+    ) {
+        lines::serve(&self.hub, stream, since).await;
     }
 
     /// Sends every client a close frame (1001, going away) and lets their sessions end.

@@ -224,12 +224,30 @@ async fn api_route(request: &Request, api_path: Option<&str>, controller: &Contr
         ("GET", "/ping") => respond(controller.execute(Command::Ping).await),
         ("GET", "/messages") => respond(controller.execute(Command::Messages).await),
         ("GET", "/tasks") => Response::envelope(200, controller.task_ids(), ""),
+        ("POST", "/control") => control_request(&request.body, controller).await,
+        (_, "/control") => method_not_allowed("POST"),
         (_, "/ping" | "/messages" | "/tasks") => method_not_allowed("GET"),
         (method, path) if path.starts_with("/tasks/") => {
             task_route(method, &path["/tasks/".len()..], controller)
         }
         _ => not_found(request),
     }
+}
+
+/// `POST /api/1/control` with `{"method": .., "params": {..}}`: any command of the control
+/// layer, answered in rotki's envelope with the command's status code.
+async fn control_request(body: &[u8], controller: &Controller) -> Response {
+    let request = match crate::control::Request::parse(body) {
+        Ok(request) => request,
+        Err(error) => {
+            return Response::error(400, error["error"]["message"].as_str().unwrap_or("bad request"));
+        }
+    };
+    let command = match Command::parse(&request.method, request.params.as_ref()) {
+        Ok(command) => command,
+        Err(err) => return Response::error(err.http_status(), &err.to_string()),
+    };
+    respond(controller.execute(command).await)
 }
 
 /// `GET` and `DELETE /api/1/tasks/<id>`, with rotki's envelopes and texts.

@@ -1,0 +1,140 @@
+//! One command layer, three transports: the control socket, `POST /api/1/control`, and
+//! requests sent in-band on `/ws`. Against the real daemon.
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+
+use async_tungstenite::tungstenite::Message;
+use futures_lite::StreamExt;
+use serde_json::{Value, json};
+use support::{Daemon, PATIENCE, Sandbox, http_raw, ipc_call, parse_response};
+
+fn http_control(daemon: &Daemon, body: &str) -> (u16, Value) {
+    let request = format!(
+        "POST /api/1/control HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    parse_response(&http_raw(daemon.http_addr(), request.as_bytes()))
+}
+
+async fn ws_request(daemon: &Daemon, body: &str) -> Value {
+    let mut client = support::notifier_loop::connect(daemon.ready["ws"].as_str().unwrap()).await;
+    client.send(Message::text(body)).await.unwrap();
+    loop {
+        match client.next().await {
+            Some(Ok(Message::Text(text))) => return serde_json::from_str(text.as_str()).unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("no answer: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn every_transport_gives_the_same_answers() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(sandbox.command());
+    let socket = sandbox.socket();
+    for (method, params) in [
+        ("ping", json!({})),
+        ("tasks.list", json!({})),
+        ("schedule", json!({"enabled": true})),
+        ("tasks.cancel", json!({"name_prefix": "nothing_"})),
+    ] {
+        let request = json!({"id": 9, "method": method, "params": params}).to_string();
+        let over_ipc = ipc_call(&socket, &request);
+        let (status, over_http) = http_control(&daemon, &request);
+        let over_ws = smol::block_on(ws_request(&daemon, &request));
+        assert_eq!(status, 200, "{method}: {over_http}");
+        assert_eq!(over_ipc["id"], 9);
+        assert_eq!(over_ws, over_ipc, "{method}: ws and ipc agree");
+        assert_eq!(over_http, json!({"result": over_ipc["result"], "message": ""}), "{method}: http agrees");
+    }
+    let status_ipc = ipc_call(&socket, r#"{"id":1,"method":"status"}"#);
+    let (_, status_http) = http_control(&daemon, r#"{"method":"status"}"#);
+    assert_eq!(status_http["result"]["pid"], status_ipc["result"]["pid"]);
+}
+
+#[test]
+fn errors_name_the_problem_on_every_transport() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(sandbox.command());
+    let unknown = r#"{"id":"x","method":"launch","params":{}}"#;
+    let over_ipc = ipc_call(&sandbox.socket(), unknown);
+    assert_eq!(over_ipc["error"]["code"], -32601);
+    assert_eq!(smol::block_on(ws_request(&daemon, unknown)), over_ipc);
+    let (status, body) = http_control(&daemon, unknown);
+    assert_eq!(status, 404);
+    assert_eq!(body["message"], over_ipc["error"]["message"]);
+
+    let bad_params = r#"{"id":2,"method":"schedule","params":{"enabled":"maybe"}}"#;
+    assert_eq!(http_control(&daemon, bad_params).0, 400);
+    assert_eq!(smol::block_on(ws_request(&daemon, bad_params))["error"]["code"], -32602);
+
+    let (status, body) = http_control(&daemon, "{not json");
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().starts_with("malformed JSON"), "{body}");
+    let get = support::http_get(daemon.http_addr(), "/api/1/control");
+    assert_eq!(get.0, 405);
+}
+
+#[test]
+fn websocket_text_that_is_not_a_request_is_still_echoed() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(sandbox.command());
+    smol::block_on(async {
+        let mut client = support::notifier_loop::connect(daemon.ready["ws"].as_str().unwrap()).await;
+        for text in ["hello", r#"{"no": "method here"}"#, "[1, 2, 3]"] {
+            client.send(Message::text(text)).await.unwrap();
+            let Some(Ok(Message::Text(echo))) = client.next().await else { panic!("no echo for {text}") };
+            assert_eq!(echo.as_str(), text);
+        }
+    });
+}
+
+#[test]
+fn a_subscribed_control_socket_streams_what_websocket_clients_see() {
+    let sandbox = Sandbox::new();
+    let mut daemon = Daemon::start(sandbox.command());
+    // The fresh database's migration was broadcast as message 1 before READY.
+    let over_ws = smol::block_on(async {
+        let url = format!("{}?since=0", daemon.ready["ws"].as_str().unwrap());
+        let mut client = support::notifier_loop::connect(&url).await;
+        let Some(Ok(Message::Text(text))) = client.next().await else { panic!("no replay") };
+        serde_json::from_str::<Value>(text.as_str()).unwrap()
+    });
+    assert_eq!(over_ws["type"], "db_upgrade_status");
+    assert_eq!(over_ws["seq"], 1);
+
+    let stream = UnixStream::connect(sandbox.socket()).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    (&stream).write_all(b"{\"id\":1,\"method\":\"subscribe\",\"params\":{\"since\":0}}\n").unwrap();
+    let mut lines = BufReader::new(&stream).lines();
+    let ack: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(ack, json!({"id": 1, "result": {"subscribed": true}}));
+    let replayed: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(replayed, over_ws, "the same message, byte for byte the same JSON");
+
+    // At shutdown the stream ends (EOF), and the daemon still exits cleanly.
+    daemon.signal("TERM");
+    assert!(lines.next().is_none_or(|line| line.is_err()));
+    assert!(daemon.wait_exit().success());
+}
+
+#[test]
+fn subscribe_with_a_bad_since_is_refused_and_the_connection_stays_usable() {
+    let sandbox = Sandbox::new();
+    let _daemon = Daemon::start(sandbox.command());
+    let stream = UnixStream::connect(sandbox.socket()).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    (&stream)
+        .write_all(b"{\"id\":1,\"method\":\"subscribe\",\"params\":{\"since\":\"yesterday\"}}\n")
+        .unwrap();
+    (&stream).write_all(b"{\"id\":2,\"method\":\"ping\"}\n").unwrap();
+    let mut lines = BufReader::new(&stream).lines();
+    let refused: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(refused["error"]["code"], -32602);
+    let pong: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(pong, json!({"id": 2, "result": true}));
+}
