@@ -20,8 +20,10 @@
 //! assert_eq!(result, json!(true));
 //!
 //! let err = Command::parse("pnig", None).unwrap_err();
-//! assert_eq!(err.to_string(), "unknown method 'pnig' (known: ping, status, messages, schedule, tasks.list, tasks.cancel)");
+//! assert!(err.to_string().starts_with("unknown method 'pnig' (known: ping, status, flags, messages"), "{err}");
 //! ```
+mod params;
+
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,7 +33,7 @@ use std::time::Instant;
 use serde_json::{Map, Value, json};
 
 use crate::config::{Feature, Features};
-use crate::db::Database;
+use crate::db::{Account, Database};
 use crate::notifier::Notifier;
 use crate::tasks::{Outcome, Scheduler, TaskId, TaskManager};
 
@@ -59,7 +61,25 @@ pub fn websocket_handler(controller: &Rc<Controller>) -> crate::notifier::Incomi
 }
 
 /// The methods a client can call, in the order `unknown method` lists them.
-pub const METHODS: [&str; 6] = ["ping", "status", "messages", "schedule", "tasks.list", "tasks.cancel"];
+pub const METHODS: [&str; 17] = [
+    "ping",
+    "status",
+    "flags",
+    "messages",
+    "schedule",
+    "tasks.list",
+    "tasks.cancel",
+    "tasks.run",
+    "assets.add",
+    "assets.remove",
+    "assets.list",
+    "accounts.add",
+    "accounts.remove",
+    "accounts.list",
+    "settings.get",
+    "settings.set",
+    "backup",
+];
 
 /// A request that failed. The message is meant for the person or script that sent it.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +91,15 @@ pub enum Error {
     /// The command needs a part that is switched off.
     #[error("{0}")]
     Disabled(&'static str),
+    /// The command needs a database and none is open.
+    #[error("no database is open")]
+    NoDatabase,
+    /// The database refused or failed.
+    #[error("{}", crate::error_chain(.0))]
+    Database(#[from] crate::db::Error),
+    /// A job could not be run on demand.
+    #[error(transparent)]
+    RunNow(#[from] crate::tasks::RunNowError),
     /// The params do not fit the command.
     #[error("invalid params for '{method}': {reason}")]
     InvalidParams {
@@ -88,6 +117,9 @@ impl Error {
             Error::UnknownMethod(_) => -32601,
             Error::InvalidParams { .. } => -32602,
             Error::Disabled(_) => -32000,
+            Error::NoDatabase => -32001,
+            Error::Database(_) => -32002,
+            Error::RunNow(_) => -32003,
         }
     }
 
@@ -96,7 +128,10 @@ impl Error {
         match self {
             Error::UnknownMethod(_) => 404,
             Error::InvalidParams { .. } => 400,
-            Error::Disabled(_) => 409,
+            Error::Disabled(_) | Error::NoDatabase => 409,
+            Error::Database(_) => 500,
+            Error::RunNow(crate::tasks::RunNowError::UnknownJob(..)) => 404,
+            Error::RunNow(_) => 409,
         }
     }
 }
@@ -120,6 +155,38 @@ pub enum Command {
     TasksList,
     /// Cancels a task by number, or every task whose name starts with a prefix.
     TasksCancel(CancelTarget),
+    /// Runs a registered job now; answers its task number (rotki's `async_query`).
+    TasksRun(String),
+    /// The feature flags.
+    Flags,
+    /// Tracks an asset.
+    AssetsAdd(String),
+    /// Stops tracking an asset.
+    AssetsRemove(String),
+    /// The tracked assets.
+    AssetsList,
+    /// Tracks an account.
+    AccountsAdd(Account),
+    /// Stops tracking an account and cancels its running queries.
+    AccountsRemove {
+        /// Its chain.
+        chain: String,
+        /// Its address.
+        address: String,
+    },
+    /// The tracked accounts.
+    AccountsList,
+    /// One setting, or all of them with defaults.
+    SettingsGet(Option<String>),
+    /// Changes a setting.
+    SettingsSet {
+        /// Which.
+        name: String,
+        /// The new value, checked.
+        value: String,
+    },
+    /// Writes a backup of the database to a path.
+    Backup(PathBuf),
 }
 
 /// What `tasks.cancel` cancels.
@@ -163,6 +230,60 @@ impl Command {
                     }
                 };
                 return Ok(Command::TasksCancel(target));
+            }
+            "tasks.run" => {
+                return Ok(Command::TasksRun(
+                    params::required_str(params, "job").map_err(|r| invalid(&r))?.into(),
+                ));
+            }
+            "flags" => Command::Flags,
+            "assets.list" => Command::AssetsList,
+            "accounts.list" => Command::AccountsList,
+            "assets.add" | "assets.remove" => {
+                let asset =
+                    params::required_str(params, "asset").and_then(params::asset).map_err(|r| invalid(&r))?;
+                return Ok(if method == "assets.add" {
+                    Command::AssetsAdd(asset)
+                } else {
+                    Command::AssetsRemove(asset)
+                });
+            }
+            "accounts.add" | "accounts.remove" => {
+                let address = params::required_str(params, "address")
+                    .and_then(params::evm_address)
+                    .map_err(|r| invalid(&r))?;
+                let chain =
+                    params::optional_str(params, "chain").and_then(params::chain).map_err(|r| invalid(&r))?;
+                if method == "accounts.remove" {
+                    return Ok(Command::AccountsRemove { chain, address });
+                }
+                let label =
+                    params::optional_str(params, "label").map_err(|r| invalid(&r))?.map(str::to_string);
+                return Ok(Command::AccountsAdd(Account { chain, address, label }));
+            }
+            "settings.get" => {
+                let name = params::optional_str(params, "name").map_err(|r| invalid(&r))?;
+                if let Some(name) = name {
+                    if !params::SETTINGS.iter().any(|(n, _, _)| *n == name) {
+                        return Err(invalid(&params::setting(name, "").unwrap_err()));
+                    }
+                }
+                return Ok(Command::SettingsGet(name.map(str::to_string)));
+            }
+            "settings.set" => {
+                let name = params::required_str(params, "name").map_err(|r| invalid(&r))?;
+                let value = params::required_str(params, "value").map_err(|r| invalid(&r))?;
+                let value = params::setting(name, value).map_err(|r| invalid(&r))?;
+                return Ok(Command::SettingsSet { name: name.into(), value });
+            }
+            "backup" => {
+                let path = PathBuf::from(params::required_str(params, "path").map_err(|r| invalid(&r))?);
+                if !path.is_absolute() {
+                    return Err(invalid(
+                        "path must be absolute (the daemon's working directory is not yours)",
+                    ));
+                }
+                return Ok(Command::Backup(path));
             }
             other => return Err(Error::UnknownMethod(other.to_string())),
         };
@@ -381,7 +502,64 @@ impl Controller {
             Command::TasksCancel(CancelTarget::NamePrefix(prefix)) => {
                 Ok(json!({ "cancelled": self.tasks.cancel_matching(|name| name.starts_with(&prefix)) }))
             }
+            Command::TasksRun(job) => {
+                let scheduler = self.scheduler.borrow().clone();
+                let scheduler =
+                    scheduler.ok_or(Error::Disabled("the scheduler is off (feature flag scheduler)"))?;
+                let ids = scheduler.run_now(&job).await?;
+                Ok(json!({ "task_id": ids.first(), "task_ids": ids }))
+            }
+            Command::Flags => Ok(self.flags()),
+            Command::AssetsAdd(asset) => Ok(json!({ "added": self.db()?.add_asset(asset).await? })),
+            Command::AssetsRemove(asset) => Ok(json!({ "removed": self.db()?.remove_asset(asset).await? })),
+            Command::AssetsList => Ok(json!(self.db()?.assets().await?)),
+            Command::AccountsAdd(account) => Ok(json!({ "added": self.db()?.add_account(account).await? })),
+            Command::AccountsRemove { chain, address } => {
+                let removed = self.db()?.remove_account(chain, address.clone()).await?;
+                // Its queries are pointless now: stop them, as rotki does.
+                let cancelled = self.tasks.cancel_matching(|name| name.contains(&address));
+                Ok(json!({ "removed": removed, "cancelled_tasks": cancelled }))
+            }
+            Command::AccountsList => Ok(json!(self.db()?.accounts().await?)),
+            Command::SettingsGet(name) => {
+                let stored: std::collections::HashMap<String, String> =
+                    self.db()?.settings().await?.into_iter().collect();
+                let value_of =
+                    |n: &str, default: &str| stored.get(n).cloned().unwrap_or_else(|| default.to_string());
+                match name {
+                    Some(name) => {
+                        let default =
+                            params::SETTINGS.iter().find(|(n, _, _)| *n == name).map_or("", |(_, d, _)| *d);
+                        Ok(json!({ name.clone(): value_of(&name, default) }))
+                    }
+                    None => Ok(Value::Object(
+                        params::SETTINGS
+                            .iter()
+                            .map(|(n, d, _)| (n.to_string(), Value::String(value_of(n, d))))
+                            .collect(),
+                    )),
+                }
+            }
+            Command::SettingsSet { name, value } => {
+                self.db()?.set_setting(name.clone(), value.clone()).await?;
+                Ok(json!({ name: value }))
+            }
+            Command::Backup(path) => {
+                self.db()?.backup_to(&path, None).await?;
+                Ok(json!({ "path": path.display().to_string() }))
+            }
         }
+    }
+
+    /// The open database, cloned out of the cell so no borrow is held across an await.
+    fn db(&self) -> Result<Database> {
+        self.database.borrow().clone().ok_or(Error::NoDatabase)
+    }
+
+    fn flags(&self) -> Value {
+        Value::Object(
+            self.features.iter().map(|(f, s)| (f.name().to_string(), Value::Bool(s.value))).collect(),
+        )
     }
 
     fn status(&self) -> Value {

@@ -37,6 +37,7 @@
 mod connection;
 mod error;
 mod schema;
+mod store;
 mod tx;
 mod writer;
 
@@ -56,6 +57,7 @@ pub use connection::{DEFAULT_BUSY_TIMEOUT, Password};
 pub use error::{Error, Result};
 pub use rusqlite::{OptionalExtension, params};
 pub use schema::{MIGRATIONS, Migration, MigrationProgress};
+pub use store::Account;
 pub use tx::WriteTx;
 
 /// How hard SQLite syncs to disk on commit.

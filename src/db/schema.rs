@@ -17,12 +17,25 @@ pub struct Migration {
 }
 
 /// robin's schema, oldest step first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "key-value cache and settings",
-    sql: "CREATE TABLE key_value_cache (name TEXT NOT NULL PRIMARY KEY, value TEXT);
-          CREATE TABLE settings (name TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL);",
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "key-value cache and settings",
+        sql: "CREATE TABLE key_value_cache (name TEXT NOT NULL PRIMARY KEY, value TEXT);
+              CREATE TABLE settings (name TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL);",
+    },
+    Migration {
+        version: 2,
+        description: "tracked assets and accounts",
+        sql: "CREATE TABLE assets (identifier TEXT NOT NULL PRIMARY KEY);
+              CREATE TABLE accounts (
+                  chain TEXT NOT NULL,
+                  address TEXT NOT NULL,
+                  label TEXT,
+                  PRIMARY KEY (chain, address)
+              );",
+    },
+];
 
 /// Progress of a schema upgrade, reported before each step.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

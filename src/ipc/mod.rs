@@ -13,7 +13,7 @@
 //! client → {"id": 1, "method": "ping", "params": {}}\n
 //! daemon ← {"id": 1, "result": true}\n
 //! client → {"id": 2, "method": "nope"}\n
-//! daemon ← {"id": 2, "error": {"code": -32601, "message": "unknown method 'nope' (known: ping, status, messages, schedule, tasks.list, tasks.cancel)"}}\n
+//! daemon ← {"id": 2, "error": {"code": -32601, "message": "unknown method 'nope' (known: ping, status, ...)"}}\n
 //! client → not json\n
 //! daemon ← {"id": null, "error": {"code": -32700, "message": "malformed JSON: expected ident at line 1 column 2"}}\n
 //! ```

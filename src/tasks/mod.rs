@@ -39,5 +39,5 @@ pub use manager::{
 pub use progress::{PROGRESS_INTERVAL, Progress, ProgressSink};
 pub use scheduler::{
     Clock, DEFAULT_MAX_TASKS, DEFAULT_TICK, DatabaseStore, JobFuture, LastRunStore, MemoryStore, PeriodicJob,
-    Scheduler, SystemClock,
+    RunNowError, Scheduler, SystemClock,
 };

@@ -97,29 +97,12 @@ impl DatabaseStore {
     }
 }
 
-const LAST_RUN_PREFIX: &str = "last_run:";
-
 impl LastRunStore for DatabaseStore {
     fn load(&self) -> BoxedLocal<HashMap<String, SystemTime>> {
         let db = self.db.clone();
         Box::pin(async move {
-            let rows = db
-                .read(|tx| {
-                    let mut stmt =
-                        tx.prepare("SELECT name, value FROM key_value_cache WHERE name LIKE 'last_run:%'")?;
-                    let rows =
-                        stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-                    Ok(rows.collect::<Result<Vec<_>, _>>()?)
-                })
-                .await;
-            match rows {
-                Ok(rows) => rows
-                    .into_iter()
-                    .filter_map(|(name, secs)| {
-                        let job = name.strip_prefix(LAST_RUN_PREFIX)?.to_string();
-                        Some((job, UNIX_EPOCH + Duration::from_secs_f64(secs.parse().ok()?)))
-                    })
-                    .collect(),
+            match db.last_runs().await {
+                Ok(runs) => runs.into_iter().collect(),
                 Err(err) => {
                     log::error!("scheduler: cannot load last-run times, every job counts as due: {err}");
                     HashMap::new()
@@ -129,24 +112,28 @@ impl LastRunStore for DatabaseStore {
     }
 
     fn save(&self, job: &str, at: SystemTime) -> BoxedLocal<()> {
-        let db = self.db.clone();
-        let key = format!("{LAST_RUN_PREFIX}{job}");
-        let secs = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64().to_string();
+        let (db, job) = (self.db.clone(), job.to_string());
         Box::pin(async move {
-            let saved = db
-                .write(move |tx| {
-                    tx.execute(
-                        "INSERT OR REPLACE INTO key_value_cache (name, value) VALUES (?1, ?2)",
-                        [key, secs],
-                    )?;
-                    Ok(())
-                })
-                .await;
-            if let Err(err) = saved {
+            if let Err(err) = db.set_last_run(&job, at).await {
                 log::error!("scheduler: cannot save a last-run time: {err}");
             }
         })
     }
+}
+
+/// Why a job could not be run on demand.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunNowError {
+    /// No job has that name.
+    #[error("unknown job '{0}' (known: {known})", known = .1.join(", "))]
+    UnknownJob(String, Vec<String>),
+    /// A task of the job is running; jobs never overlap themselves.
+    #[error("job '{0}' is already running")]
+    AlreadyRunning(String),
+    /// The job declined (rotki's `_maybe_*` returned nothing), e.g. no database is unlocked.
+    #[error("job '{0}' has nothing to do now")]
+    NothingToDo(String),
 }
 
 struct JobState {
@@ -271,6 +258,34 @@ impl Scheduler {
             }
         }
         spawned
+    }
+
+    /// Runs a registered job now, on demand (`tasks.run`): its tasks keep their results for
+    /// the async task API. Records the run like a scheduled one.
+    pub async fn run_now(&self, name: &str) -> Result<Vec<TaskId>, RunNowError> {
+        let futures = {
+            let jobs = self.jobs.borrow();
+            let job = jobs.iter().find(|s| s.job.name == name).ok_or_else(|| {
+                RunNowError::UnknownJob(name.to_string(), jobs.iter().map(|s| s.job.name.clone()).collect())
+            })?;
+            if self.manager.has_task(name) {
+                return Err(RunNowError::AlreadyRunning(name.to_string()));
+            }
+            (job.job.maybe)()
+        };
+        if futures.is_empty() {
+            return Err(RunNowError::NothingToDo(name.to_string()));
+        }
+        let now = self.clock.now();
+        self.last_run.borrow_mut().insert(name.to_string(), now);
+        self.store.save(name, now).await;
+        let options = SpawnOptions { keep_result: true, ..SpawnOptions::default() };
+        Ok(futures.into_iter().map(|f| self.manager.spawn_and_track(name, f, options.clone()).id()).collect())
+    }
+
+    /// The names of the registered jobs.
+    pub fn job_names(&self) -> Vec<String> {
+        self.jobs.borrow().iter().map(|s| s.job.name.clone()).collect()
     }
 
     /// Ticks forever (until the future is dropped).
