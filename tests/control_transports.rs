@@ -116,9 +116,18 @@ fn a_subscribed_control_socket_streams_what_websocket_clients_see() {
     let replayed: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(replayed, over_ws, "the same message, byte for byte the same JSON");
 
-    // At shutdown the stream ends (EOF), and the daemon still exits cleanly.
+    // At shutdown the stream ends (EOF) after the rest of the replay (one message per
+    // migration step), and the daemon still exits cleanly.
     daemon.signal("TERM");
-    assert!(lines.next().is_none_or(|line| line.is_err()));
+    let rest: Vec<Value> = lines.map_while(Result::ok).map(|l| serde_json::from_str(&l).unwrap()).collect();
+    let steps = robin::db::MIGRATIONS.len() as u64;
+    assert_eq!(rest.len() as u64, steps - 1, "{rest:?}");
+    for (i, message) in rest.iter().enumerate() {
+        assert_eq!(
+            (message["type"].as_str(), message["seq"].as_u64()),
+            (Some("db_upgrade_status"), Some(i as u64 + 2))
+        );
+    }
     assert!(daemon.wait_exit().success());
 }
 
