@@ -39,6 +39,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub mod bridge;
+pub mod client;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -118,7 +118,7 @@ fn robinctl_talks_to_the_daemon() {
         .arg("ping")
         .output()
         .unwrap();
-    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(missing.status.code(), Some(3), "3: no daemon reachable");
     assert!(String::from_utf8_lossy(&missing.stderr).contains("is robind running?"));
 }
 

@@ -61,7 +61,7 @@ pub fn websocket_handler(controller: &Rc<Controller>) -> crate::notifier::Incomi
 }
 
 /// The methods a client can call, in the order `unknown method` lists them.
-pub const METHODS: [&str; 17] = [
+pub const METHODS: [&str; 18] = [
     "ping",
     "status",
     "flags",
@@ -70,6 +70,7 @@ pub const METHODS: [&str; 17] = [
     "tasks.list",
     "tasks.cancel",
     "tasks.run",
+    "tasks.result",
     "assets.add",
     "assets.remove",
     "assets.list",
@@ -97,6 +98,9 @@ pub enum Error {
     /// The database refused or failed.
     #[error("{}", crate::error_chain(.0))]
     Database(#[from] crate::db::Error),
+    /// No API task has that number (or its result was read already).
+    #[error("No task with id {0} found")]
+    UnknownTask(TaskId),
     /// A job could not be run on demand.
     #[error(transparent)]
     RunNow(#[from] crate::tasks::RunNowError),
@@ -120,6 +124,7 @@ impl Error {
             Error::NoDatabase => -32001,
             Error::Database(_) => -32002,
             Error::RunNow(_) => -32003,
+            Error::UnknownTask(_) => -32004,
         }
     }
 
@@ -132,6 +137,7 @@ impl Error {
             Error::Database(_) => 500,
             Error::RunNow(crate::tasks::RunNowError::UnknownJob(..)) => 404,
             Error::RunNow(_) => 409,
+            Error::UnknownTask(_) => 404,
         }
     }
 }
@@ -157,6 +163,8 @@ pub enum Command {
     TasksCancel(CancelTarget),
     /// Runs a registered job now; answers its task number (rotki's `async_query`).
     TasksRun(String),
+    /// A task's outcome, as `GET /api/1/tasks/<id>` gives it (read once).
+    TasksResult(TaskId),
     /// The feature flags.
     Flags,
     /// Tracks an asset.
@@ -235,6 +243,10 @@ impl Command {
                 return Ok(Command::TasksRun(
                     params::required_str(params, "job").map_err(|r| invalid(&r))?.into(),
                 ));
+            }
+            "tasks.result" => {
+                let id = params.and_then(|p| p.get("id")).and_then(Value::as_u64);
+                return Ok(Command::TasksResult(id.ok_or_else(|| invalid(r#"expected {"id": N}"#))?));
             }
             "flags" => Command::Flags,
             "assets.list" => Command::AssetsList,
@@ -509,6 +521,11 @@ impl Controller {
                 let ids = scheduler.run_now(&job).await?;
                 Ok(json!({ "task_id": ids.first(), "task_ids": ids }))
             }
+            Command::TasksResult(id) => match self.task_result(id) {
+                TaskQuery::Completed(outcome) => Ok(json!({ "status": "completed", "outcome": outcome })),
+                TaskQuery::Pending => Ok(json!({ "status": "pending", "outcome": null })),
+                TaskQuery::Unknown => Err(Error::UnknownTask(id)),
+            },
             Command::Flags => Ok(self.flags()),
             Command::AssetsAdd(asset) => Ok(json!({ "added": self.db()?.add_asset(asset).await? })),
             Command::AssetsRemove(asset) => Ok(json!({ "removed": self.db()?.remove_asset(asset).await? })),
