@@ -133,7 +133,10 @@ pub fn run(config: Config, env: &Environment) -> Result<()> {
     let http = web::Server::with_access(tcp, controller.clone(), web::Limits::default(), access)
         .map_err(|source| Error::Listen { addr: config.listen.value, source })?;
     let ipc = ipc_listener
-        .map(|listener| ipc::Server::new(listener, controller.clone()))
+        .map(|listener| {
+            ipc::Server::new(listener, controller.clone())
+                .map(|s| s.with_allowed_uids(&config.ipc_allow_uids))
+        })
         .transpose()
         .map_err(|source| ipc::Error::Bind { path: config.ipc_socket_path(), source })?;
     let endpoints = Endpoints {

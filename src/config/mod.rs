@@ -197,6 +197,7 @@ struct FileConfig {
     runtime_dir: Option<PathBuf>,
     log_level: Option<String>,
     ws_origins: Option<Vec<String>>,
+    ipc_allow_uids: Option<Vec<u32>>,
     api_token_file: Option<PathBuf>,
     generate_api_token: Option<bool>,
     #[serde(default)]
@@ -280,6 +281,8 @@ pub struct Config {
     pub log_level: Setting<String>,
     /// Origins whose pages may call the API and open `/ws`.
     pub ws_origins: Setting<Vec<String>>,
+    /// Users besides the daemon's own and root who may use the control socket.
+    pub ipc_allow_uids: Vec<u32>,
     /// A file holding the API token to require, if any.
     pub api_token_file: Option<Setting<PathBuf>>,
     /// Whether to generate a fresh token into the runtime directory at start.
@@ -382,6 +385,7 @@ impl Config {
             config_file,
             log_level,
             ws_origins,
+            ipc_allow_uids: file.ipc_allow_uids.unwrap_or_default(),
             api_token_file,
             generate_api_token,
             websocket: file.websocket,

@@ -32,7 +32,8 @@
 //!
 //! The socket is created in a directory of mode 0700 and then set to 0600, so no other user
 //! can reach it between `bind` and `chmod`. Each client's credentials are read with
-//! `SO_PEERCRED`: only the daemon's own uid and root are served.
+//! `SO_PEERCRED`: only the daemon's own uid, root and the uids listed in `ipc_allow_uids` are
+//! served.
 use std::cell::Cell;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -146,12 +147,25 @@ pub struct Server {
     controller: Rc<Controller>,
     /// Clients connected now.
     open: Rc<Cell<usize>>,
+    /// Users besides the daemon's own and root who may connect.
+    allowed_uids: Rc<[u32]>,
 }
 
 impl Server {
     /// Wraps a bound (or socket-activated) listener.
     pub fn new(listener: UnixListener, controller: Rc<Controller>) -> io::Result<Server> {
-        Ok(Server { listener: Async::new(listener)?, controller, open: Rc::default() })
+        Ok(Server {
+            listener: Async::new(listener)?,
+            controller,
+            open: Rc::default(),
+            allowed_uids: Rc::from([]),
+        })
+    }
+
+    /// Also serves these users (by uid), besides the daemon's own user and root.
+    pub fn with_allowed_uids(mut self, uids: &[u32]) -> Server {
+        self.allowed_uids = Rc::from(uids);
+        self
     }
 
     /// The socket's path (for an activated socket, wherever the service manager put it).
@@ -167,7 +181,12 @@ impl Server {
                 loop {
                     match self.listener.accept().await {
                         Ok((stream, _)) => {
-                            let client = serve_client(stream, self.controller.clone(), self.open.clone());
+                            let client = serve_client(
+                                stream,
+                                self.controller.clone(),
+                                self.open.clone(),
+                                self.allowed_uids.clone(),
+                            );
                             // Detached on purpose: `clients` is owned by this future, so
                             // dropping the server cancels every client with it.
                             clients.spawn(client).detach();
@@ -183,7 +202,12 @@ impl Server {
     }
 }
 
-async fn serve_client(stream: Async<UnixStream>, controller: Rc<Controller>, open: Rc<Cell<usize>>) {
+async fn serve_client(
+    stream: Async<UnixStream>,
+    controller: Rc<Controller>,
+    open: Rc<Cell<usize>>,
+    allowed_uids: Rc<[u32]>,
+) {
     open.set(open.get() + 1);
     let _count = scopeguard(open.clone());
     let mut writer = &stream;
@@ -191,7 +215,7 @@ async fn serve_client(stream: Async<UnixStream>, controller: Rc<Controller>, ope
         let _ = writer.write_all(&error_line(&Value::Null, CODE_INVALID_REQUEST, "too many clients")).await;
         return;
     }
-    if let Err(reason) = check_peer(stream.get_ref()) {
+    if let Err(reason) = check_peer(stream.get_ref(), &allowed_uids) {
         log::warn!("ipc: refused client: {reason}");
         let _ = writer.write_all(&error_line(&Value::Null, CODE_INVALID_REQUEST, &reason)).await;
         return;
@@ -250,12 +274,12 @@ fn to_line(value: &Value) -> Vec<u8> {
     bytes
 }
 
-/// Only our own uid and root may drive the daemon.
-fn check_peer(stream: &UnixStream) -> std::result::Result<(), String> {
+/// Only our own uid, root and the configured users may drive the daemon.
+fn check_peer(stream: &UnixStream, allowed_uids: &[u32]) -> std::result::Result<(), String> {
     let creds = rustix::net::sockopt::socket_peercred(stream)
         .map_err(|e| format!("cannot read peer credentials: {e}"))?;
     let ours = rustix::process::getuid();
-    if creds.uid == ours || creds.uid.is_root() {
+    if creds.uid == ours || creds.uid.is_root() || allowed_uids.contains(&creds.uid.as_raw()) {
         Ok(())
     } else {
         Err(format!("uid {} may not use this socket (owner uid {})", creds.uid.as_raw(), ours.as_raw()))
