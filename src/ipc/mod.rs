@@ -55,6 +55,10 @@ pub const SUBSCRIBE: &str = "subscribe";
 
 /// Longest request line accepted.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// How long a client may take to send a complete request before it is closed: a half-open
+/// connection must not hold one of the few client slots forever.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Most simultaneous clients; later ones are told so and closed.
 pub const MAX_CONNECTIONS: usize = 64;
 /// The longest path a Unix socket address can hold on Linux (`sun_path` less its NUL).
@@ -149,6 +153,8 @@ pub struct Server {
     open: Rc<Cell<usize>>,
     /// Users besides the daemon's own and root who may connect.
     allowed_uids: Rc<[u32]>,
+    /// See [`IDLE_TIMEOUT`].
+    idle_timeout: Duration,
 }
 
 impl Server {
@@ -159,7 +165,14 @@ impl Server {
             controller,
             open: Rc::default(),
             allowed_uids: Rc::from([]),
+            idle_timeout: IDLE_TIMEOUT,
         })
+    }
+
+    /// Closes clients that send no complete request within `limit` (default [`IDLE_TIMEOUT`]).
+    pub fn with_idle_timeout(mut self, limit: Duration) -> Server {
+        self.idle_timeout = limit;
+        self
     }
 
     /// Also serves these users (by uid), besides the daemon's own user and root.
@@ -181,12 +194,9 @@ impl Server {
                 loop {
                     match self.listener.accept().await {
                         Ok((stream, _)) => {
-                            let client = serve_client(
-                                stream,
-                                self.controller.clone(),
-                                self.open.clone(),
-                                self.allowed_uids.clone(),
-                            );
+                            let limits = (self.allowed_uids.clone(), self.idle_timeout);
+                            let client =
+                                serve_client(stream, self.controller.clone(), self.open.clone(), limits);
                             // Detached on purpose: `clients` is owned by this future, so
                             // dropping the server cancels every client with it.
                             clients.spawn(client).detach();
@@ -206,7 +216,7 @@ async fn serve_client(
     stream: Async<UnixStream>,
     controller: Rc<Controller>,
     open: Rc<Cell<usize>>,
-    allowed_uids: Rc<[u32]>,
+    (allowed_uids, idle_timeout): (Rc<[u32]>, Duration),
 ) {
     open.set(open.get() + 1);
     let _count = scopeguard(open.clone());
@@ -224,7 +234,13 @@ async fn serve_client(
     let mut line = Vec::new();
     loop {
         line.clear();
-        let reply = match read_line(&mut reader, &mut line, MAX_LINE_BYTES).await {
+        let Some(read) =
+            crate::runtime::timeout(idle_timeout, read_line(&mut reader, &mut line, MAX_LINE_BYTES)).await
+        else {
+            log::debug!("ipc: closing a client idle for {idle_timeout:?}");
+            return;
+        };
+        let reply = match read {
             Ok(LineRead::Line) if line.iter().all(u8::is_ascii_whitespace) => continue,
             Ok(LineRead::Line) => match Request::parse(&line) {
                 Ok(request) if request.method == SUBSCRIBE => {
