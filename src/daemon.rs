@@ -233,9 +233,13 @@ async fn serve(
     // The listeners are bound (clients queue in the backlog) but not served until the database
     // is open: a client that gets in must find the data there, and READY=1 means all of it.
     notify(&service, "STATUS=opening the database").await;
+    let users_dir = database.path.parent().map(|p| p.join("users")).unwrap_or_default();
+    let user_options = broadcasting_migrations(&database.options, bridge_handle.clone());
     let database = open_database(database, bridge_handle).await?;
     controller.set_database(Some(database.clone()));
-    let scheduler = schedule.map(|setup| start_scheduler(setup, controller.tasks().clone(), &database));
+    controller.set_user_databases(users_dir, user_options);
+    let scheduler =
+        schedule.map(|setup| start_scheduler(setup, controller.tasks().clone(), &controller, &database));
     let scheduler_task = scheduler.clone().map(|scheduler| ex.spawn(scheduler.run()));
     controller.set_scheduler(scheduler);
 
@@ -278,6 +282,7 @@ async fn serve(
     if cancelled > 0 {
         log::info!("cancelled {cancelled} running tasks");
     }
+    controller.close_user_database().await;
     controller.set_database(None);
     if crate::runtime::timeout(DATABASE_CLOSE_GRACE, database.close()).await.is_none() {
         log::warn!(
@@ -334,18 +339,30 @@ fn schedule_setup(config: &Config) -> Option<ScheduleSetup> {
 }
 
 /// Builds the scheduler over the database's last-run times and registers robin's jobs.
-fn start_scheduler(setup: ScheduleSetup, tasks: TaskManager, database: &db::Database) -> Rc<Scheduler> {
+fn start_scheduler(
+    setup: ScheduleSetup,
+    tasks: TaskManager,
+    controller: &Controller,
+    database: &db::Database,
+) -> Rc<Scheduler> {
     let store = Rc::new(tasks::DatabaseStore::new(database.clone()));
     let scheduler =
         Rc::new(Scheduler::new(tasks, setup.max_tasks, setup.tick, Rc::new(tasks::SystemClock), store));
     if let Some(interval) = setup.backup_interval {
-        let (db, dir, keep) = (database.clone(), setup.backup_dir, setup.backup_keep);
+        // The job reads the current database when it runs: after unlock, the user's.
+        let (slot, dir, keep) = (controller.database_slot(), setup.backup_dir, setup.backup_keep);
         scheduler.register(tasks::PeriodicJob {
             name: "db_backup".into(),
             interval,
             jitter: Duration::from_secs(60),
             maybe: Box::new(move || {
-                let (db, dir) = (db.clone(), dir.clone());
+                let Some(db) = slot.borrow().clone() else { return Vec::new() };
+                if db.is_encrypted() {
+                    // The online backup needs the key, which robin does not keep after unlock.
+                    log::debug!("db_backup: encrypted databases are not backed up automatically yet");
+                    return Vec::new();
+                }
+                let dir = dir.clone();
                 vec![Box::pin(async move {
                     let path =
                         db.rotate_backup(&dir, keep, None).await.map_err(|e| crate::error_chain(&e))?;
@@ -379,15 +396,20 @@ fn database_options(config: &Config) -> db::Options {
     }
 }
 
-/// Opens the default (plain) database, broadcasting migration progress as `db_upgrade_status`.
-async fn open_database(setup: DatabaseSetup, notifier: bridge::NotifierHandle) -> Result<db::Database> {
-    let options = db::Options {
+/// Database options that broadcast migration progress as `db_upgrade_status`.
+fn broadcasting_migrations(options: &db::Options, notifier: bridge::NotifierHandle) -> db::Options {
+    db::Options {
         on_migration: Arc::new(move |progress| {
             let data = serde_json::to_value(&progress).unwrap_or_default();
             notifier.broadcast(notifier::MessageType::DbUpgradeStatus, data);
         }),
-        ..setup.options
-    };
+        ..options.clone()
+    }
+}
+
+/// Opens the default (plain) database, broadcasting migration progress as `db_upgrade_status`.
+async fn open_database(setup: DatabaseSetup, notifier: bridge::NotifierHandle) -> Result<db::Database> {
+    let options = broadcasting_migrations(&setup.options, notifier);
     let database = db::Database::open(&setup.path, None, options).await?;
     log::info!("database {} open (schema version {})", setup.path.display(), database.schema_version());
     Ok(database)

@@ -30,6 +30,8 @@ Commands:
   accounts list|add ADDRESS [--label TEXT]|remove ADDRESS
   settings [NAME [VALUE]]      show all settings, one, or change one
   backup PATH                  write a backup of the database to PATH
+  unlock USER [--password-stdin]  open USER's encrypted database (asks for the password)
+  logout                       close it and return to the default database
   flags                        the feature flags
 
 Options:
@@ -89,6 +91,7 @@ fn parse() -> Result<Options, Failure> {
                 std::process::exit(0);
             }
             Long("wait") => opts.words.push("--wait".into()),
+            Long("password-stdin") => opts.words.push("--password-stdin".into()),
             Long("prefix") => opts.words.push("--prefix".into()),
             Long("label") => {
                 opts.words.push("--label".into());
@@ -140,6 +143,11 @@ fn run() -> Result<(), Failure> {
             ("backup", json!({ "path": path }))
         }
         ["run", job] => ("tasks.run", json!({ "job": job })),
+        ["unlock", user] | ["unlock", user, "--password-stdin"] | ["unlock", "--password-stdin", user] => {
+            let from_stdin = words.contains(&"--password-stdin");
+            ("unlock", json!({ "username": user, "password": read_password(user, from_stdin)? }))
+        }
+        ["logout"] => ("logout", json!({})),
         ["run", job, "--wait"] | ["run", "--wait", job] => {
             return run_and_wait(&mut client, &socket, job, opts.json);
         }
@@ -154,6 +162,24 @@ fn run() -> Result<(), Failure> {
         print_human(method, &result);
     }
     Ok(())
+}
+
+/// The password, from the terminal without echo, or the first line of stdin for scripts.
+fn read_password(user: &str, from_stdin: bool) -> Result<String, Failure> {
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| usage(&format!("cannot read the password: {e}")))?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        rpassword::prompt_password(format!("password for {user}: "))
+            .map_err(|e| usage(&format!("cannot read the password ({e}); use --password-stdin")))?
+    };
+    if password.is_empty() {
+        return Err(usage("the password may not be empty"));
+    }
+    Ok(password)
 }
 
 fn usage(message: &str) -> Failure {

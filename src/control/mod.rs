@@ -26,6 +26,7 @@ mod params;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Instant;
@@ -61,7 +62,7 @@ pub fn websocket_handler(controller: &Rc<Controller>) -> crate::notifier::Incomi
 }
 
 /// The methods a client can call, in the order `unknown method` lists them.
-pub const METHODS: [&str; 18] = [
+pub const METHODS: [&str; 20] = [
     "ping",
     "status",
     "flags",
@@ -80,6 +81,8 @@ pub const METHODS: [&str; 18] = [
     "settings.get",
     "settings.set",
     "backup",
+    "unlock",
+    "logout",
 ];
 
 /// A request that failed. The message is meant for the person or script that sent it.
@@ -98,6 +101,9 @@ pub enum Error {
     /// The database refused or failed.
     #[error("{}", crate::error_chain(.0))]
     Database(#[from] crate::db::Error),
+    /// The request conflicts with the daemon's state (e.g. unlock while unlocked).
+    #[error("{0}")]
+    Conflict(String),
     /// No API task has that number (or its result was read already).
     #[error("No task with id {0} found")]
     UnknownTask(TaskId),
@@ -122,9 +128,11 @@ impl Error {
             Error::InvalidParams { .. } => -32602,
             Error::Disabled(_) => -32000,
             Error::NoDatabase => -32001,
+            Error::Database(crate::db::Error::WrongPassword(_)) => -32006,
             Error::Database(_) => -32002,
             Error::RunNow(_) => -32003,
             Error::UnknownTask(_) => -32004,
+            Error::Conflict(_) => -32005,
         }
     }
 
@@ -134,7 +142,9 @@ impl Error {
             Error::UnknownMethod(_) => 404,
             Error::InvalidParams { .. } => 400,
             Error::Disabled(_) | Error::NoDatabase => 409,
+            Error::Database(crate::db::Error::WrongPassword(_)) => 401,
             Error::Database(_) => 500,
+            Error::Conflict(_) => 409,
             Error::RunNow(crate::tasks::RunNowError::UnknownJob(..)) => 404,
             Error::RunNow(_) => 409,
             Error::UnknownTask(_) => 404,
@@ -195,6 +205,15 @@ pub enum Command {
     },
     /// Writes a backup of the database to a path.
     Backup(PathBuf),
+    /// Opens a user's encrypted database (created on first unlock) and makes it current.
+    Unlock {
+        /// The user's name (also the directory name).
+        username: String,
+        /// The database password.
+        password: crate::db::Password,
+    },
+    /// Closes the user's database and returns to the default one.
+    Logout,
 }
 
 /// What `tasks.cancel` cancels.
@@ -288,6 +307,20 @@ impl Command {
                 let value = params::setting(name, value).map_err(|r| invalid(&r))?;
                 return Ok(Command::SettingsSet { name: name.into(), value });
             }
+            "unlock" => {
+                let username = params::required_str(params, "username")
+                    .and_then(params::username)
+                    .map_err(|r| invalid(&r))?;
+                let password = params::required_str(params, "password").map_err(|r| invalid(&r))?;
+                if password.is_empty() {
+                    return Err(invalid("the password may not be empty"));
+                }
+                return Ok(Command::Unlock {
+                    username,
+                    password: crate::db::Password::new(password.to_string()),
+                });
+            }
+            "logout" => Command::Logout,
             "backup" => {
                 let path = PathBuf::from(params::required_str(params, "path").map_err(|r| invalid(&r))?);
                 if !path.is_absolute() {
@@ -370,8 +403,14 @@ pub struct Controller {
     endpoints: RefCell<Endpoints>,
     /// Broadcasts and the kept user-facing messages.
     notifier: Rc<Notifier>,
-    /// The open database, if any.
-    database: RefCell<Option<Database>>,
+    /// The database commands and jobs use now: the default one, or an unlocked user's.
+    database: Rc<RefCell<Option<Database>>>,
+    /// The default (plain) database opened at start-up.
+    default_database: RefCell<Option<Database>>,
+    /// The unlocked user, if any.
+    user: RefCell<Option<String>>,
+    /// Where user databases live, and how they are opened.
+    user_databases: RefCell<Option<(PathBuf, crate::db::Options)>>,
     /// Tracked tasks.
     tasks: TaskManager,
     /// The periodic scheduler, when the `scheduler` feature is on.
@@ -397,7 +436,10 @@ impl Controller {
             features,
             endpoints: RefCell::default(),
             notifier,
-            database: RefCell::default(),
+            database: Rc::default(),
+            default_database: RefCell::default(),
+            user: RefCell::default(),
+            user_databases: RefCell::default(),
             tasks,
             scheduler: RefCell::default(),
         }
@@ -449,7 +491,76 @@ impl Controller {
 
     /// Records the open database (or none, after it closed).
     pub fn set_database(&self, database: Option<Database>) {
+        *self.default_database.borrow_mut() = database.clone();
         *self.database.borrow_mut() = database;
+    }
+
+    /// The current database, shared: jobs read it when they run, so after `unlock` they work
+    /// on the user's database.
+    pub fn database_slot(&self) -> Rc<RefCell<Option<Database>>> {
+        self.database.clone()
+    }
+
+    /// Enables `unlock`: user databases live in `dir/<username>/robin.db`.
+    pub fn set_user_databases(&self, dir: PathBuf, options: crate::db::Options) {
+        *self.user_databases.borrow_mut() = Some((dir, options));
+    }
+
+    /// Closes an unlocked user's database, if any (logout, shutdown).
+    pub async fn close_user_database(&self) {
+        if self.user.borrow_mut().take().is_some() {
+            let user_db = self.database.borrow_mut().take();
+            *self.database.borrow_mut() = self.default_database.borrow().clone();
+            if let Some(db) = user_db {
+                db.close().await;
+            }
+        }
+    }
+
+    async fn unlock(&self, username: String, password: crate::db::Password) -> Result<Value> {
+        if let Some(user) = self.user.borrow().as_ref() {
+            return Err(Error::Conflict(format!("user '{user}' is unlocked; logout first")));
+        }
+        let (dir, options) =
+            self.user_databases.borrow().clone().ok_or(Error::Disabled("user databases are not set up"))?;
+        let user_dir = dir.join(&username);
+        let create = user_dir.clone();
+        blocking::unblock(move || std::fs::DirBuilder::new().recursive(true).mode(0o700).create(create))
+            .await
+            .map_err(|e| Error::Conflict(format!("cannot create {}: {e}", user_dir.display())))?;
+        let db = Database::open(&user_dir.join("robin.db"), Some(password), options).await?;
+        self.switch_scheduler(&db);
+        *self.database.borrow_mut() = Some(db.clone());
+        *self.user.borrow_mut() = Some(username.clone());
+        log::info!("user '{username}' unlocked");
+        Ok(json!({ "username": username, "database": db.describe() }))
+    }
+
+    async fn logout(&self) -> Result<Value> {
+        let Some(username) = self.user.borrow().clone() else {
+            return Err(Error::Conflict("no user is unlocked".into()));
+        };
+        self.close_user_database().await;
+        if let Some(db) = self.default_database.borrow().clone() {
+            self.switch_scheduler(&db);
+        }
+        log::info!("user '{username}' logged out");
+        Ok(Value::Bool(true))
+    }
+
+    /// Logout and login start clean, as rotki's: every task is cancelled, scheduling is off,
+    /// and last-run times come from the new database.
+    fn switch_scheduler(&self, db: &Database) {
+        let cancelled = match self.scheduler.borrow().as_ref() {
+            Some(scheduler) => {
+                scheduler.set_store(Rc::new(crate::tasks::DatabaseStore::new(db.clone())));
+                scheduler.clear()
+            }
+            None => self.tasks.clear(),
+        };
+        if cancelled > 0 {
+            log::info!("cancelled {cancelled} tasks on the database switch");
+        }
     }
 
     /// Records where the daemon listens (reported by `status`).
@@ -561,6 +672,8 @@ impl Controller {
                 self.db()?.set_setting(name.clone(), value.clone()).await?;
                 Ok(json!({ name: value }))
             }
+            Command::Unlock { username, password } => self.unlock(username, password).await,
+            Command::Logout => self.logout().await,
             Command::Backup(path) => {
                 self.db()?.backup_to(&path, None).await?;
                 Ok(json!({ "path": path.display().to_string() }))
@@ -592,6 +705,7 @@ impl Controller {
             "features": features,
             "notifier": self.notifier.stats().to_json(),
             "database": self.database.borrow().as_ref().map(Database::describe),
+            "user": self.user.borrow().clone(),
             "tasks": self.tasks.describe(),
             "scheduler": self.scheduler.borrow().as_ref().map(|s| s.describe()),
         })

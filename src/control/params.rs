@@ -59,6 +59,19 @@ pub fn chain(raw: Option<&str>) -> Result<String, String> {
     }
 }
 
+/// A user name for `unlock`: it names a directory, so only a safe subset is allowed.
+pub fn username(raw: &str) -> Result<String, String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 64
+        && !raw.starts_with('.')
+        && raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(format!("'{raw}' is not a valid user name (letters, digits, - _ .)"))
+    }
+}
+
 /// A known setting's value, checked.
 pub fn setting(name: &str, value: &str) -> Result<String, String> {
     match name {
@@ -107,5 +120,13 @@ mod tests {
         assert!(setting("rpc_url", "ftp://x").is_err());
         assert!(setting("prices_interval_secs", "5").is_err());
         assert!(setting("colour", "blue").unwrap_err().contains("known: main_currency"));
+    }
+
+    #[test]
+    fn user_names_cannot_escape_their_directory() {
+        assert!(username("alice").is_ok());
+        for bad in ["", "..", "../root", "a/b", ".hidden"] {
+            assert!(username(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -33,6 +33,14 @@ impl Password {
     }
 }
 
+impl PartialEq for Password {
+    fn eq(&self, other: &Password) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for Password {}
+
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Password(***)")

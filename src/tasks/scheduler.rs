@@ -152,7 +152,7 @@ pub struct Scheduler {
     max_tasks: usize,
     tick: Duration,
     clock: Rc<dyn Clock>,
-    store: Rc<dyn LastRunStore>,
+    store: RefCell<Rc<dyn LastRunStore>>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -181,8 +181,16 @@ impl Scheduler {
             max_tasks,
             tick,
             clock,
-            store,
+            store: RefCell::new(store),
         }
+    }
+
+    /// Switches where last-run times live (unlock and logout switch databases); they are
+    /// loaded from the new store at the next tick.
+    pub fn set_store(&self, store: Rc<dyn LastRunStore>) {
+        *self.store.borrow_mut() = store;
+        self.last_run.borrow_mut().clear();
+        self.loaded.set(false);
     }
 
     /// Adds a job.
@@ -210,7 +218,8 @@ impl Scheduler {
     /// One scheduling pass: starts the due jobs that fit. Returns the tasks it spawned.
     pub async fn tick(&self) -> Vec<TaskId> {
         if !self.loaded.replace(true) {
-            let stored = self.store.load().await;
+            let store = self.store.borrow().clone();
+            let stored = store.load().await;
             self.last_run.borrow_mut().extend(stored);
         }
         if !self.should_schedule.get() {
@@ -251,7 +260,8 @@ impl Scheduler {
                 let mut jobs = self.jobs.borrow_mut();
                 jobs[index].jitter = draw(jobs[index].job.jitter);
             }
-            self.store.save(&name, now).await;
+            let store = self.store.borrow().clone();
+            store.save(&name, now).await;
             for future in futures {
                 spawned
                     .push(self.manager.spawn_and_track(name.clone(), future, SpawnOptions::default()).id());
@@ -278,7 +288,8 @@ impl Scheduler {
         }
         let now = self.clock.now();
         self.last_run.borrow_mut().insert(name.to_string(), now);
-        self.store.save(name, now).await;
+        let store = self.store.borrow().clone();
+        store.save(name, now).await;
         let options = SpawnOptions { keep_result: true, ..SpawnOptions::default() };
         Ok(futures.into_iter().map(|f| self.manager.spawn_and_track(name, f, options.clone()).id()).collect())
     }

@@ -1,0 +1,128 @@
+//! unlock and logout: users' encrypted databases, against the real daemon.
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+use support::{Daemon, Sandbox, ipc_call};
+
+fn call(sandbox: &Sandbox, method: &str, params: Value) -> Value {
+    ipc_call(&sandbox.socket(), &json!({"id": 1, "method": method, "params": params}).to_string())
+}
+
+#[test]
+fn unlock_switches_to_the_users_encrypted_database_and_logout_back() {
+    let sandbox = Sandbox::new();
+    let _daemon = Daemon::start(sandbox.command());
+    let unlocked = call(&sandbox, "unlock", json!({"username": "alice", "password": "it's secret"}));
+    let user_db = sandbox.data_dir().join("users/alice/robin.db");
+    assert_eq!(unlocked["result"]["database"]["path"], user_db.to_str().unwrap(), "{unlocked}");
+    assert_eq!(unlocked["result"]["database"]["encrypted"], true);
+    let status = call(&sandbox, "status", json!({}));
+    assert_eq!(status["result"]["user"], "alice");
+
+    assert_eq!(call(&sandbox, "assets.add", json!({"asset": "ethereum"}))["result"]["added"], true);
+    let on_disk = std::fs::read(&user_db).unwrap();
+    assert!(!on_disk.windows(8).any(|w| w == b"ethereum"), "encrypted on disk");
+
+    assert_eq!(call(&sandbox, "logout", json!({}))["result"], true);
+    assert_eq!(call(&sandbox, "status", json!({}))["result"]["user"], Value::Null);
+    assert_eq!(call(&sandbox, "assets.list", json!({}))["result"], json!([]), "the default database again");
+
+    call(&sandbox, "unlock", json!({"username": "alice", "password": "it's secret"}));
+    assert_eq!(
+        call(&sandbox, "assets.list", json!({}))["result"],
+        json!(["ethereum"]),
+        "the user's data is back"
+    );
+}
+
+#[test]
+fn a_wrong_password_is_refused_and_changes_nothing() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(sandbox.command());
+    call(&sandbox, "unlock", json!({"username": "bob", "password": "right"}));
+    call(&sandbox, "logout", json!({}));
+    let user_dir = sandbox.data_dir().join("users/bob");
+    let before: Vec<(String, Vec<u8>)> = {
+        let mut files: Vec<_> = std::fs::read_dir(&user_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+            .collect();
+        files.sort();
+        files
+    };
+    let refused = call(&sandbox, "unlock", json!({"username": "bob", "password": "wrong"}));
+    assert_eq!(refused["error"]["code"], -32006);
+    assert!(
+        refused["error"]["message"].as_str().unwrap().starts_with("wrong password for database"),
+        "{refused}"
+    );
+    assert_eq!(call(&sandbox, "status", json!({}))["result"]["user"], Value::Null);
+    let after: Vec<(String, Vec<u8>)> = {
+        let mut files: Vec<_> = std::fs::read_dir(&user_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+            .collect();
+        files.sort();
+        files
+    };
+    assert_eq!(after, before, "nothing on disk changed");
+
+    let body = r#"{"method":"unlock","params":{"username":"bob","password":"wrong"}}"#;
+    let request = format!(
+        "POST /api/1/control HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(support::parse_response(&support::http_raw(daemon.http_addr(), request.as_bytes())).0, 401);
+}
+
+#[test]
+fn unlock_and_logout_refuse_what_does_not_fit() {
+    let sandbox = Sandbox::new();
+    let _daemon = Daemon::start(sandbox.command());
+    assert_eq!(call(&sandbox, "logout", json!({}))["error"]["message"], "no user is unlocked");
+    assert_eq!(
+        call(&sandbox, "unlock", json!({"username": "../etc", "password": "x"}))["error"]["code"],
+        -32602
+    );
+    assert_eq!(
+        call(&sandbox, "unlock", json!({"username": "carol", "password": ""}))["error"]["code"],
+        -32602
+    );
+    call(&sandbox, "unlock", json!({"username": "carol", "password": "pw"}));
+    let again = call(&sandbox, "unlock", json!({"username": "dave", "password": "pw"}));
+    assert_eq!(again["error"]["message"], "user 'carol' is unlocked; logout first");
+}
+
+#[test]
+fn robinctl_unlock_reads_the_password_and_reports_a_wrong_one() {
+    let sandbox = Sandbox::new();
+    let _daemon = Daemon::start(sandbox.command());
+    let robinctl = |password: &str, args: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_robinctl"))
+            .arg("--socket")
+            .arg(sandbox.socket())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let first = robinctl("hunter2", &["unlock", "erin", "--password-stdin"]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(robinctl("", &["logout"]).status.success());
+    let wrong = robinctl("hunter3", &["unlock", "erin", "--password-stdin"]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("wrong password"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+}
