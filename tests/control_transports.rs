@@ -31,16 +31,37 @@ async fn ws_request(daemon: &Daemon, body: &str) -> Value {
     }
 }
 
+/// Sends the same request over all three transports (for setup).
+fn call_all(sandbox: &Sandbox, daemon: &Daemon, method: &str, params: Value) {
+    let request = json!({"id": 1, "method": method, "params": params}).to_string();
+    assert!(ipc_call(&sandbox.socket(), &request).get("result").is_some());
+    assert_eq!(http_control(daemon, &request).0, 200);
+    assert!(smol::block_on(ws_request(daemon, &request)).get("result").is_some());
+}
+
 #[test]
 fn every_transport_gives_the_same_answers() {
     let sandbox = Sandbox::new();
     let daemon = Daemon::start(sandbox.command());
     let socket = sandbox.socket();
+    // Every command whose answer does not change between three identical calls.
+    call_all(&sandbox, &daemon, "settings.set", json!({"name": "main_currency", "value": "EUR"}));
+    call_all(&sandbox, &daemon, "assets.add", json!({"asset": "ethereum"}));
     for (method, params) in [
         ("ping", json!({})),
+        ("flags", json!({})),
+        ("messages", json!({})),
         ("tasks.list", json!({})),
         ("schedule", json!({"enabled": true})),
         ("tasks.cancel", json!({"name_prefix": "nothing_"})),
+        ("tasks.cancel", json!({"id": 999})),
+        ("assets.list", json!({})),
+        ("assets.remove", json!({"asset": "not_tracked"})),
+        ("accounts.list", json!({})),
+        ("accounts.remove", json!({"address": "0x00000000219ab540356cbb839cbe05303d7705fa"})),
+        ("settings.get", json!({})),
+        ("settings.get", json!({"name": "main_currency"})),
+        ("settings.set", json!({"name": "main_currency", "value": "EUR"})),
     ] {
         let request = json!({"id": 9, "method": method, "params": params}).to_string();
         let over_ipc = ipc_call(&socket, &request);
@@ -54,6 +75,24 @@ fn every_transport_gives_the_same_answers() {
     let status_ipc = ipc_call(&socket, r#"{"id":1,"method":"status"}"#);
     let (_, status_http) = http_control(&daemon, r#"{"method":"status"}"#);
     assert_eq!(status_http["result"]["pid"], status_ipc["result"]["pid"]);
+    // Commands that change state, once per transport, answer the same way.
+    for (i, over) in ["ipc", "http", "ws"].iter().enumerate() {
+        let address = format!("0x{:040x}", i + 1);
+        let request = json!({"id": 5, "method": "accounts.add", "params": {"address": address}}).to_string();
+        let result = match *over {
+            "ipc" => ipc_call(&socket, &request)["result"].clone(),
+            "http" => http_control(&daemon, &request).1["result"].clone(),
+            _ => smol::block_on(ws_request(&daemon, &request))["result"].clone(),
+        };
+        assert_eq!(result, json!({"added": true}), "accounts.add over {over}");
+    }
+    assert_eq!(
+        ipc_call(&socket, r#"{"id":6,"method":"accounts.list"}"#)["result"].as_array().unwrap().len(),
+        3
+    );
+    let backup = sandbox.dir.path().join("b.db");
+    let request = json!({"id": 7, "method": "backup", "params": {"path": backup}}).to_string();
+    assert_eq!(http_control(&daemon, &request).1["result"]["path"], backup.to_str().unwrap());
 }
 
 #[test]

@@ -217,7 +217,12 @@ fn run_and_wait(
                 let (done, total) =
                     (message["data"]["processed"].as_u64(), message["data"]["total"].as_u64());
                 if let (Some(done), Some(total)) = (done, total) {
-                    spinner.set_message(format!("{job} (task {id}): {done}/{total}"));
+                    // Once the job says how much there is, the spinner becomes a bar.
+                    if spinner.length() != Some(total) {
+                        spinner.set_style(bar_style());
+                        spinner.set_length(total);
+                    }
+                    spinner.set_position(done);
                 }
             }
         }
@@ -253,8 +258,7 @@ fn watch(mut client: Client, json_out: bool) -> Result<(), Failure> {
     client.wait_forever()?;
     let bars = MultiProgress::new();
     let mut by_subtype: HashMap<String, ProgressBar> = HashMap::new();
-    let style = ProgressStyle::with_template("{msg:28} [{bar:30}] {pos}/{len}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style = bar_style();
     while let Some(message) = client.next_message()? {
         if json_out {
             println!("{message}");
@@ -274,6 +278,11 @@ fn watch(mut client: Client, json_out: bool) -> Result<(), Failure> {
             bars.println(format!("{seq}{}: {}", message["type"].as_str().unwrap_or("?"), message["data"]));
     }
     Ok(())
+}
+
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg:28} [{bar:30}] {pos}/{len}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
 fn print_human(method: &str, result: &Value) {
