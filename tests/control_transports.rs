@@ -22,9 +22,15 @@ fn http_control(daemon: &Daemon, body: &str) -> (u16, Value) {
 async fn ws_request(daemon: &Daemon, body: &str) -> Value {
     let mut client = support::notifier_loop::connect(daemon.ready["ws"].as_str().unwrap()).await;
     client.send(Message::text(body)).await.unwrap();
+    // Notifications (they carry "type") may arrive first; the response carries "id".
     loop {
         match client.next().await {
-            Some(Ok(Message::Text(text))) => return serde_json::from_str(text.as_str()).unwrap(),
+            Some(Ok(Message::Text(text))) => {
+                let message: Value = serde_json::from_str(text.as_str()).unwrap();
+                if message.get("type").is_none() {
+                    return message;
+                }
+            }
             Some(Ok(_)) => continue,
             other => panic!("no answer: {other:?}"),
         }
@@ -185,4 +191,31 @@ fn subscribe_with_a_bad_since_is_refused_and_the_connection_stays_usable() {
     assert_eq!(refused["error"]["code"], -32602);
     let pong: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(pong, json!({"id": 2, "result": true}));
+}
+
+#[test]
+fn state_changing_commands_work_over_http_and_websocket_too() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(sandbox.command());
+    // unlock over the WebSocket, logout over HTTP.
+    let unlock = r#"{"id":1,"method":"unlock","params":{"username":"wsuser","password":"pw"}}"#;
+    let unlocked = smol::block_on(ws_request(&daemon, unlock));
+    assert_eq!(unlocked["result"]["username"], "wsuser", "{unlocked}");
+    let wrong = r#"{"id":2,"method":"unlock","params":{"username":"wsuser","password":"nope"}}"#;
+    assert_eq!(http_control(&daemon, wrong).0, 409, "already unlocked");
+    assert_eq!(
+        http_control(&daemon, r#"{"method":"logout"}"#),
+        (200, json!({"result": true, "message": ""}))
+    );
+    assert_eq!(smol::block_on(ws_request(&daemon, wrong))["error"]["code"], -32006);
+
+    // tasks.run over HTTP, its result over the WebSocket.
+    let (status, started) = http_control(&daemon, r#"{"method":"tasks.run","params":{"job":"db_backup"}}"#);
+    assert_eq!(status, 200, "{started}");
+    let id = started["result"]["task_id"].as_u64().unwrap();
+    let request = json!({"id": 3, "method": "tasks.result", "params": {"id": id}}).to_string();
+    support::eventually("the task's result over the WebSocket", || {
+        smol::block_on(ws_request(&daemon, &request))["result"]["status"] == "completed"
+    });
+    assert_eq!(smol::block_on(ws_request(&daemon, &request))["error"]["code"], -32004, "read once");
 }
