@@ -315,7 +315,6 @@ struct ScheduleSetup {
     start_on: bool,
     backup_interval: Option<Duration>,
     backup_keep: usize,
-    backup_dir: PathBuf,
 }
 
 fn schedule_setup(config: &Config) -> Option<ScheduleSetup> {
@@ -334,7 +333,6 @@ fn schedule_setup(config: &Config) -> Option<ScheduleSetup> {
         start_on: scheduler.start_on.unwrap_or(false),
         backup_interval: (hours > 0).then(|| Duration::from_secs(hours * 3600)),
         backup_keep: database.backup_keep.unwrap_or(DEFAULT_BACKUP_KEEP).max(1),
-        backup_dir: config.data_dir.value.join("backups"),
     })
 }
 
@@ -350,19 +348,16 @@ fn start_scheduler(
         Rc::new(Scheduler::new(tasks, setup.max_tasks, setup.tick, Rc::new(tasks::SystemClock), store));
     if let Some(interval) = setup.backup_interval {
         // The job reads the current database when it runs: after unlock, the user's.
-        let (slot, dir, keep) = (controller.database_slot(), setup.backup_dir, setup.backup_keep);
+        let (slot, keep) = (controller.database_slot(), setup.backup_keep);
         scheduler.register(tasks::PeriodicJob {
             name: "db_backup".into(),
             interval,
             jitter: Duration::from_secs(60),
             maybe: Box::new(move || {
                 let Some(db) = slot.borrow().clone() else { return Vec::new() };
-                if db.is_encrypted() {
-                    // The online backup needs the key, which robin does not keep after unlock.
-                    log::debug!("db_backup: encrypted databases are not backed up automatically yet");
-                    return Vec::new();
-                }
-                let dir = dir.clone();
+                // Each database keeps its backups beside it: a user's never mix with (or are
+                // pruned with) the default database's.
+                let dir = db.path().parent().map(|p| p.join("backups")).unwrap_or_default();
                 vec![Box::pin(async move {
                     let path =
                         db.rotate_backup(&dir, keep, None).await.map_err(|e| crate::error_chain(&e))?;

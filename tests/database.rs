@@ -475,3 +475,20 @@ fn a_write_dropped_before_it_starts_never_runs() {
     insert(&db, "after").unwrap();
     assert_eq!(count(&db), 1, "only 'after': the dropped write was withdrawn");
 }
+
+#[test]
+fn an_encrypted_database_is_backed_up_without_its_password() {
+    let (dir, path) = fresh();
+    let db = open(&path, Some("pw")).unwrap();
+    for i in 0..50 {
+        insert(&db, &format!("row{i}")).unwrap();
+    }
+    let copy = dir.path().join("export.db");
+    block_on(db.backup_to(&copy, None)).unwrap();
+    insert(&db, "after the backup").unwrap(); // the writer goes on after the export
+    assert!(matches!(open(&copy, None).unwrap_err(), Error::PasswordNeeded(_)), "the copy is encrypted");
+    assert!(matches!(open(&copy, Some("other")).unwrap_err(), Error::WrongPassword(_)));
+    let restored = open(&copy, Some("pw")).unwrap();
+    assert_eq!(count(&restored), 50);
+    assert!(!dir.path().join("export.partial").exists());
+}

@@ -126,3 +126,32 @@ fn robinctl_unlock_reads_the_password_and_reports_a_wrong_one() {
         String::from_utf8_lossy(&wrong.stderr)
     );
 }
+
+#[test]
+fn an_unlocked_users_database_is_backed_up_encrypted_beside_it() {
+    let sandbox = Sandbox::new();
+    let _daemon = Daemon::start(sandbox.command());
+    call(&sandbox, "unlock", json!({"username": "frank", "password": "pw"}));
+    call(&sandbox, "assets.add", json!({"asset": "ethereum"}));
+    let started = call(&sandbox, "tasks.run", json!({"job": "db_backup"}));
+    let id = started["result"]["task_id"].as_u64().unwrap_or_else(|| panic!("{started}"));
+    let mut outcome = Value::Null;
+    support::eventually("the backup", || {
+        let reply = call(&sandbox, "tasks.result", json!({"id": id}));
+        outcome = reply["result"]["outcome"].clone();
+        reply["result"]["status"] == "completed"
+    });
+    let path =
+        std::path::PathBuf::from(outcome["result"]["backup"].as_str().unwrap_or_else(|| panic!("{outcome}")));
+    assert!(path.starts_with(sandbox.data_dir().join("users/frank/backups")), "{}", path.display());
+    let open = |password: Option<&str>| {
+        futures_lite::future::block_on(robin::db::Database::open(
+            &path,
+            password.map(|p| robin::db::Password::new(p.into())),
+            robin::db::Options::default(),
+        ))
+    };
+    assert!(matches!(open(None), Err(robin::db::Error::PasswordNeeded(_))), "the backup is encrypted");
+    let copy = open(Some("pw")).unwrap();
+    assert_eq!(futures_lite::future::block_on(copy.assets()).unwrap(), vec!["ethereum"]);
+}

@@ -233,6 +233,9 @@ impl Database {
     /// time on a reader connection, so writes go on meanwhile. An encrypted database gives an
     /// encrypted copy under the same key.
     pub async fn backup_to(&self, destination: &Path, password: Option<Password>) -> Result<()> {
+        if self.inner.encrypted && password.is_none() {
+            return self.export_encrypted(destination).await;
+        }
         let destination = destination.to_path_buf();
         let mut reader = ReaderGuard::take(&self.inner).await?;
         let options = self.inner.options.clone();
@@ -260,6 +263,32 @@ impl Database {
                     .map_err(|e| backup_err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))
             })
             .await
+    }
+
+    /// Copies an encrypted database under its own key without knowing the password: the
+    /// writer connection holds the key, `ATTACH` without `KEY` gives the copy the same key, and
+    /// `sqlcipher_export` fills it. Runs on the writer, between write groups.
+    async fn export_encrypted(&self, destination: &Path) -> Result<()> {
+        let destination = destination.to_path_buf();
+        let answer = self.inner.writer.submit_raw(move |conn| {
+            let backup_err = |source| Error::Backup { path: destination.clone(), source };
+            let partial = destination.with_extension("partial");
+            let _ = std::fs::remove_file(&partial);
+            let partial_text = partial.to_string_lossy().into_owned();
+            conn.execute("ATTACH DATABASE ?1 AS robin_backup", [partial_text]).map_err(backup_err)?;
+            let exported =
+                conn.query_row("SELECT sqlcipher_export('robin_backup')", [], |_| Ok(())).and_then(|()| {
+                    // sqlcipher_export copies schema and rows, not the schema version.
+                    let version: u32 = conn.query_row("PRAGMA main.user_version", [], |r| r.get(0))?;
+                    conn.execute_batch(&format!("PRAGMA robin_backup.user_version = {version}"))
+                });
+            let detached = conn.execute_batch("DETACH DATABASE robin_backup");
+            exported.map_err(backup_err)?;
+            detached.map_err(backup_err)?;
+            std::fs::rename(&partial, &destination)
+                .map_err(|e| backup_err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))
+        });
+        answer.recv().await.unwrap_or(Err(Error::Closed))
     }
 
     /// Writes a backup named `robin-<unix seconds>.db` into `dir` and removes the oldest ones

@@ -31,8 +31,20 @@ pub(crate) const QUEUED: u8 = 0;
 pub(crate) const STARTED: u8 = 1;
 pub(crate) const ABANDONED: u8 = 2;
 
+/// A job that needs the connection outside any transaction (ATTACH, VACUUM); it runs alone,
+/// between groups, and answers its caller itself.
+type RawJob = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// What a queued item does.
+enum Work {
+    /// A write closure, grouped with its neighbours in one transaction.
+    Tx(Job),
+    /// A raw job, alone.
+    Raw(RawJob),
+}
+
 struct Queued {
-    job: Job,
+    work: Work,
     reject: Reject,
     claim: Arc<AtomicU8>,
 }
@@ -93,9 +105,36 @@ impl Writer {
             });
             (ok, deliver)
         });
+        self.enqueue(Queued { work: Work::Tx(job), reject, claim });
+        rx
+    }
+
+    /// Queues `f` to run on the writer connection outside any transaction, alone.
+    pub(crate) fn submit_raw<R, F>(self: &Arc<Self>, f: F) -> async_channel::Receiver<Result<R>>
+    where
+        F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (tx, rx) = async_channel::bounded(1);
+        let rejected = tx.clone();
+        let reject: Reject = Box::new(move |err| {
+            let _ = rejected.try_send(Err(err));
+        });
+        let raw: RawJob = Box::new(move |conn| {
+            let result = match catch_unwind(AssertUnwindSafe(|| f(conn))) {
+                Ok(result) => result,
+                Err(panic) => Err(Error::Panicked(panic_message(&panic))),
+            };
+            let _ = tx.try_send(result);
+        });
+        self.enqueue(Queued { work: Work::Raw(raw), reject, claim: Arc::new(AtomicU8::new(QUEUED)) });
+        rx
+    }
+
+    fn enqueue(self: &Arc<Self>, queued: Queued) {
         let start = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            state.jobs.push_back(Queued { job, reject, claim });
+            state.jobs.push_back(queued);
             !std::mem::replace(&mut state.running, true)
         };
         if start {
@@ -104,7 +143,6 @@ impl Writer {
             // job it takes answers its caller through the job's own channel.
             blocking::unblock(move || writer.run()).detach();
         }
-        rx
     }
 
     /// Drains the queue, group by group, then gives the thread back.
@@ -129,10 +167,22 @@ impl Writer {
                 continue;
             }
             let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-            match conn.as_mut() {
-                Some(conn) => run_group(conn, jobs),
-                None => jobs.into_iter().for_each(|q| (q.reject)(Error::Closed)),
+            let Some(conn) = conn.as_mut() else {
+                jobs.into_iter().for_each(|q| (q.reject)(Error::Closed));
+                continue;
+            };
+            // Runs of transaction jobs form groups; a raw job runs alone between them.
+            let mut group = Vec::new();
+            for queued in jobs {
+                match queued.work {
+                    Work::Tx(job) => group.push((job, queued.reject)),
+                    Work::Raw(raw) => {
+                        run_group(conn, std::mem::take(&mut group));
+                        raw(conn);
+                    }
+                }
             }
+            run_group(conn, group);
         }
     }
 
@@ -142,19 +192,22 @@ impl Writer {
     }
 }
 
-fn run_group(conn: &mut Connection, jobs: Vec<Queued>) {
+fn run_group(conn: &mut Connection, jobs: Vec<(Job, Reject)>) {
+    if jobs.is_empty() {
+        return;
+    }
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(err) => {
             let message = err.to_string();
-            return jobs.into_iter().for_each(|q| (q.reject)(Error::WriteFailed(message.clone())));
+            return jobs.into_iter().for_each(|(_, reject)| reject(Error::WriteFailed(message.clone())));
         }
     };
     let grouped = jobs.len() > 1;
     let mut deliveries = Vec::with_capacity(jobs.len());
     let mut any_ok = false;
     IN_WRITE.with(|flag| flag.set(true));
-    for Queued { job, .. } in jobs {
+    for (job, _) in jobs {
         let mut wtx = WriteTx::new(&tx);
         // Alone, the transaction itself is the job's scope; in a group each job gets a
         // savepoint so that its failure undoes only its own writes.
