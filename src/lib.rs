@@ -44,6 +44,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod db;
+pub mod http;
 pub mod ipc;
 pub mod lockfile;
 pub mod logging;

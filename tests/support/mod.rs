@@ -1,6 +1,7 @@
 //! Shared helpers for integration tests that run the real `robind` binary.
 #![allow(dead_code, unused_imports)] // each test file uses its own subset
 
+pub mod fake_http;
 pub mod notifier_loop;
 
 use std::io::{BufRead, BufReader, Read, Write};
