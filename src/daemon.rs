@@ -26,13 +26,17 @@ use crate::notifier::{self, Notifier};
 use crate::runtime::Spawner;
 use crate::systemd::{self, ActivatedSockets, ServiceManager};
 use crate::tasks::{self, Scheduler, TaskManager};
-use crate::{bridge, db, ipc, lockfile, web};
+use crate::{bridge, db, ipc, jobs, lockfile, web};
 
 /// `Result` with this part's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Exit status after a second signal cut a graceful shutdown short.
 pub const FORCED_EXIT_CODE: i32 = 130;
+/// How often prices are queried.
+pub const PRICES_INTERVAL: Duration = Duration::from_secs(300);
+/// How often balances are queried.
+pub const BALANCES_INTERVAL: Duration = Duration::from_secs(3600);
 /// Hours between automatic database backups, unless configured.
 pub const DEFAULT_BACKUP_INTERVAL_HOURS: u64 = 24;
 /// Automatic backups kept, unless configured.
@@ -366,8 +370,50 @@ fn start_scheduler(
             }),
         });
     }
+    register_query_jobs(&scheduler, controller);
     scheduler.set_should_schedule(setup.start_on);
     scheduler
+}
+
+/// Starts one run of a query job.
+type JobRunner = fn(Rc<jobs::JobContext>) -> tasks::JobFuture;
+
+/// Registers query_prices and query_balances; both run only while a database is open.
+fn register_query_jobs(scheduler: &Rc<Scheduler>, controller: &Controller) {
+    let weak = Rc::downgrade(scheduler);
+    let notifier = controller.notifier();
+    let ctx = Rc::new(jobs::JobContext {
+        http: Rc::new(crate::http::Client::new(crate::http::Settings::default())),
+        database: controller.database_slot(),
+        tasks: controller.tasks().clone(),
+        broadcast: Rc::new(move |kind, data| {
+            notifier.broadcast(kind, &data);
+        }),
+        // rotki's rule: periodic scheduling starts after the first balance query.
+        after_balances: Rc::new(move || {
+            if let Some(scheduler) = weak.upgrade() {
+                scheduler.set_should_schedule(true);
+            }
+        }),
+    });
+    let query_jobs: [(&str, Duration, JobRunner); 2] = [
+        ("query_prices", PRICES_INTERVAL, |ctx| Box::pin(jobs::query_prices(ctx))),
+        ("query_balances", BALANCES_INTERVAL, |ctx| Box::pin(jobs::query_balances(ctx))),
+    ];
+    for (name, interval, run) in query_jobs {
+        let ctx = ctx.clone();
+        scheduler.register(tasks::PeriodicJob {
+            name: name.into(),
+            interval,
+            jitter: interval / 20,
+            maybe: Box::new(move || {
+                if ctx.database.borrow().is_none() {
+                    return Vec::new();
+                }
+                vec![run(ctx.clone())]
+            }),
+        });
+    }
 }
 
 /// Where the default database is and how to open it.

@@ -46,6 +46,7 @@ pub mod daemon;
 pub mod db;
 pub mod http;
 pub mod ipc;
+pub mod jobs;
 pub mod lockfile;
 pub mod logging;
 pub mod notifier;

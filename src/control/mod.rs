@@ -458,6 +458,11 @@ impl Controller {
         *self.scheduler.borrow_mut() = scheduler;
     }
 
+    /// The notifier (for parts the daemon wires to it).
+    pub fn notifier(&self) -> Rc<Notifier> {
+        self.notifier.clone()
+    }
+
     /// The task tracker.
     pub fn tasks(&self) -> &TaskManager {
         &self.tasks

@@ -57,7 +57,7 @@ pub use connection::{DEFAULT_BUSY_TIMEOUT, Password};
 pub use error::{Error, Result};
 pub use rusqlite::{OptionalExtension, params};
 pub use schema::{MIGRATIONS, Migration, MigrationProgress};
-pub use store::Account;
+pub use store::{Account, Balance, SnapshotEntry};
 pub use tx::WriteTx;
 
 /// How hard SQLite syncs to disk on commit.

@@ -35,6 +35,40 @@ pub const MIGRATIONS: &[Migration] = &[
                   PRIMARY KEY (chain, address)
               );",
     },
+    Migration {
+        version: 3,
+        description: "prices, balances and balance snapshots",
+        sql: "CREATE TABLE prices (
+                  asset TEXT NOT NULL,
+                  currency TEXT NOT NULL,
+                  price TEXT NOT NULL,
+                  queried_at INTEGER NOT NULL,
+                  PRIMARY KEY (asset, currency)
+              );
+              CREATE TABLE balances (
+                  chain TEXT NOT NULL,
+                  address TEXT NOT NULL,
+                  asset TEXT NOT NULL,
+                  amount TEXT NOT NULL,
+                  block_number INTEGER NOT NULL,
+                  block_time INTEGER NOT NULL,
+                  PRIMARY KEY (chain, address, asset)
+              );
+              CREATE TABLE snapshots (
+                  id INTEGER PRIMARY KEY,
+                  taken_at INTEGER NOT NULL,
+                  currency TEXT NOT NULL,
+                  total TEXT NOT NULL
+              );
+              CREATE TABLE snapshot_entries (
+                  snapshot_id INTEGER NOT NULL REFERENCES snapshots (id) ON DELETE CASCADE,
+                  asset TEXT NOT NULL,
+                  amount TEXT NOT NULL,
+                  price TEXT NOT NULL,
+                  value TEXT NOT NULL,
+                  PRIMARY KEY (snapshot_id, asset)
+              );",
+    },
 ];
 
 /// Progress of a schema upgrade, reported before each step.

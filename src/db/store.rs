@@ -19,6 +19,36 @@ pub struct Account {
 
 const LAST_RUN_PREFIX: &str = "last_run:";
 
+/// One asset's line in a balance snapshot. Amounts are exact decimal strings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SnapshotEntry {
+    /// The asset (CoinGecko id).
+    pub asset: String,
+    /// How much of it, in whole units.
+    pub amount: String,
+    /// Its price in the snapshot's currency.
+    pub price: String,
+    /// amount x price.
+    pub value: String,
+}
+
+/// A native balance at a block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Balance {
+    /// The chain.
+    pub chain: String,
+    /// The address.
+    pub address: String,
+    /// The asset (CoinGecko id of the chain's native coin).
+    pub asset: String,
+    /// Whole units, exact.
+    pub amount: String,
+    /// The block the balance was read at.
+    pub block_number: u64,
+    /// That block's time (Unix seconds).
+    pub block_time: i64,
+}
+
 impl Database {
     /// Tracks an asset; false if it was tracked already.
     pub async fn add_asset(&self, asset: String) -> Result<bool> {
@@ -100,6 +130,106 @@ impl Database {
         .await
     }
 
+    /// Stores quotes: `(asset, price)` in `currency`, all quoted at `at` (Unix seconds).
+    pub async fn store_prices(&self, currency: String, prices: Vec<(String, String)>, at: i64) -> Result<()> {
+        self.write(move |tx| {
+            let mut stmt = tx.prepare(
+                "INSERT OR REPLACE INTO prices (asset, currency, price, queried_at) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (asset, price) in prices {
+                stmt.execute(params![asset, currency, price, at])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The stored prices in `currency`: `(asset, price)`.
+    pub async fn prices(&self, currency: String) -> Result<Vec<(String, String)>> {
+        self.read(move |tx| {
+            let mut stmt =
+                tx.prepare("SELECT asset, price FROM prices WHERE currency = ?1 ORDER BY asset")?;
+            Ok(stmt.query_map([currency], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Stores balances and, in the same transaction, a snapshot valued in `currency`: either
+    /// all of it is committed or none (a cancelled job leaves no partial snapshot).
+    pub async fn store_balances_and_snapshot(
+        &self,
+        balances: Vec<Balance>,
+        currency: String,
+        total: String,
+        entries: Vec<SnapshotEntry>,
+        at: i64,
+    ) -> Result<i64> {
+        self.write(move |tx| {
+            insert_balances(tx, &balances)?;
+            tx.execute("INSERT INTO snapshots (taken_at, currency, total) VALUES (?1, ?2, ?3)", params![at, currency, total])?;
+            let id = tx.last_insert_rowid();
+            let mut stmt = tx.prepare(
+                "INSERT INTO snapshot_entries (snapshot_id, asset, amount, price, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for e in &entries {
+                stmt.execute(params![id, e.asset, e.amount, e.price, e.value])?;
+            }
+            Ok(id)
+        })
+        .await
+    }
+
+    /// Stores balances alone (no price, so no snapshot), in one transaction.
+    pub async fn store_balances(&self, balances: Vec<Balance>) -> Result<()> {
+        self.write(move |tx| insert_balances(tx, &balances)).await
+    }
+
+    /// The stored balances.
+    pub async fn balances(&self) -> Result<Vec<Balance>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT chain, address, asset, amount, block_number, block_time FROM balances ORDER BY chain, address",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Balance {
+                    chain: r.get(0)?,
+                    address: r.get(1)?,
+                    asset: r.get(2)?,
+                    amount: r.get(3)?,
+                    block_number: r.get::<_, i64>(4)? as u64,
+                    block_time: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// The latest snapshot: `(id, currency, total, entries)`.
+    pub async fn latest_snapshot(&self) -> Result<Option<(i64, String, String, Vec<SnapshotEntry>)>> {
+        self.read(|tx| {
+            let head = tx
+                .query_row("SELECT id, currency, total FROM snapshots ORDER BY id DESC LIMIT 1", [], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                })
+                .optional()?;
+            let Some((id, currency, total)) = head else { return Ok(None) };
+            let mut stmt = tx.prepare(
+                "SELECT asset, amount, price, value FROM snapshot_entries WHERE snapshot_id = ?1 ORDER BY asset",
+            )?;
+            let entries = stmt
+                .query_map([id], |r| Ok(SnapshotEntry { asset: r.get(0)?, amount: r.get(1)?, price: r.get(2)?, value: r.get(3)? }))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some((id, currency, total, entries)))
+        })
+        .await
+    }
+
+    /// How many snapshots there are.
+    pub async fn snapshot_count(&self) -> Result<i64> {
+        self.read(|tx| Ok(tx.query_row("SELECT count(*) FROM snapshots", [], |r| r.get(0))?)).await
+    }
+
     /// The scheduler's last-run times, by job name.
     pub async fn last_runs(&self) -> Result<Vec<(String, SystemTime)>> {
         self.read(|tx| {
@@ -132,4 +262,15 @@ impl Database {
         })
         .await
     }
+}
+
+fn insert_balances(tx: &super::WriteTx<'_>, balances: &[Balance]) -> Result<()> {
+    let mut stmt = tx.prepare(
+        "INSERT OR REPLACE INTO balances (chain, address, asset, amount, block_number, block_time)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for b in balances {
+        stmt.execute(params![b.chain, b.address, b.asset, b.amount, b.block_number as i64, b.block_time])?;
+    }
+    Ok(())
 }

@@ -128,6 +128,8 @@ pub enum ProgressSubtype {
     StatsPriceQuery,
     /// Liquity staking queries.
     LiquityStakingQuery,
+    /// robin: native balance queries of the tracked accounts.
+    BalancesQueryStatus,
 }
 
 /// How serious a [`LegacyData`] message is.
@@ -156,6 +158,13 @@ pub struct ReplayGap {
     pub from: u64,
     /// Last lost sequence number.
     pub to: u64,
+}
+
+/// The payload of a `balance_snapshot_error` message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SnapshotError {
+    /// What went wrong, naming the asset.
+    pub error: String,
 }
 
 /// The payload of a `progress_updates` message.

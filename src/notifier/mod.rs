@@ -45,7 +45,9 @@ use serde_json::{Value, json};
 pub use crate::bridge::{NotifierHandle, broadcast_ws_message};
 pub use aggregator::Messages;
 pub use hub::Hub;
-pub use message::{LegacyData, MessageType, ProgressData, ProgressSubtype, ReplayGap, Verbosity, encode};
+pub use message::{
+    LegacyData, MessageType, ProgressData, ProgressSubtype, ReplayGap, SnapshotError, Verbosity, encode,
+};
 pub use session::{CLOSE_GRACE, CLOSE_TOO_SLOW};
 
 /// Answers a text message from a client: `Some(reply)` is sent back to that client only.

@@ -62,6 +62,43 @@ impl Drop for FakeHttp {
     }
 }
 
+/// The price each known asset has in EUR; others are unknown to the fake API.
+pub const EUR_PRICES: &[(&str, &str)] = &[("ethereum", "2000.5"), ("bitcoin", "40000.25")];
+/// Every address holds 1.5 ETH, in wei.
+pub const WEI_PER_ADDRESS: u128 = 1_500_000_000_000_000_000;
+
+fn simple_price(query: &str) -> Vec<u8> {
+    let ids = query.split('&').find_map(|kv| kv.strip_prefix("ids=")).unwrap_or("");
+    let mut answer = serde_json::Map::new();
+    for id in ids.split(',') {
+        if let Some((_, price)) = EUR_PRICES.iter().find(|(asset, _)| *asset == id) {
+            let number: serde_json::Number = price.parse().unwrap();
+            answer.insert(id.to_string(), serde_json::json!({ "eur": number }));
+        }
+    }
+    serde_json::Value::Object(answer).to_string().into_bytes()
+}
+
+fn json_rpc(body: &[u8]) -> Vec<u8> {
+    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let answer = |call: &serde_json::Value| {
+        let result = match call["method"].as_str() {
+            Some("eth_getBlockByNumber") => {
+                serde_json::json!({ "number": "0x10", "timestamp": "0x65000000" })
+            }
+            Some("eth_getBalance") => serde_json::json!(format!("0x{WEI_PER_ADDRESS:x}")),
+            _ => serde_json::Value::Null,
+        };
+        serde_json::json!({ "jsonrpc": "2.0", "id": call["id"], "result": result })
+    };
+    match &request {
+        serde_json::Value::Array(calls) => serde_json::Value::Array(calls.iter().map(answer).collect()),
+        call => answer(call),
+    }
+    .to_string()
+    .into_bytes()
+}
+
 fn serve(stream: TcpStream, counters: Arc<Counters>) {
     stream.set_nonblocking(false).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -122,6 +159,12 @@ fn serve(stream: TcpStream, counters: Arc<Counters>) {
             "/malformed" => (200, "", b"{not json".to_vec()),
             "/big" => (200, "", vec![b'x'; param("bytes") as usize]),
             "/echo" => (200, "", body),
+            "/api/v3/simple/price" => (200, "", simple_price(query)),
+            "/broken/simple/price" => (500, "", b"boom".to_vec()),
+            "/rpc" => {
+                thread::sleep(Duration::from_millis(param("delay")));
+                (200, "", json_rpc(&body))
+            }
             "/user-agent" => {
                 (200, "", serde_json::json!({ "user_agent": user_agent }).to_string().into_bytes())
             }
