@@ -62,8 +62,15 @@ impl Client {
     pub fn call(&mut self, method: &str, params: Value) -> Result<Value, Error> {
         let id = self.next_id;
         self.next_id += 1;
-        self.send(&json!({ "id": id, "method": method, "params": params }))?;
-        let reply = self.next_message()?.ok_or_else(|| Error::Protocol("connection closed".into()))?;
+        let sent = self.send(&json!({ "id": id, "method": method, "params": params }));
+        // A daemon that refuses a client (credentials, too many clients) answers and closes at
+        // once, so the request may meet a closed socket; its answer is still there to read.
+        let reply = match (sent, self.next_message()) {
+            (_, Ok(Some(reply))) => reply,
+            (Err(err), _) => return Err(err),
+            (Ok(()), Ok(None)) => return Err(Error::Protocol("connection closed".into())),
+            (Ok(()), Err(err)) => return Err(err),
+        };
         if let Some(error) = reply.get("error") {
             return Err(Error::Daemon {
                 code: error["code"].as_i64().unwrap_or(0),

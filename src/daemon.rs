@@ -319,6 +319,7 @@ struct ScheduleSetup {
     start_on: bool,
     backup_interval: Option<Duration>,
     backup_keep: usize,
+    http: crate::http::Settings,
 }
 
 fn schedule_setup(config: &Config) -> Option<ScheduleSetup> {
@@ -337,6 +338,7 @@ fn schedule_setup(config: &Config) -> Option<ScheduleSetup> {
         start_on: scheduler.start_on.unwrap_or(false),
         backup_interval: (hours > 0).then(|| Duration::from_secs(hours * 3600)),
         backup_keep: database.backup_keep.unwrap_or(DEFAULT_BACKUP_KEEP).max(1),
+        http: http_settings(&config.http),
     })
 }
 
@@ -370,20 +372,38 @@ fn start_scheduler(
             }),
         });
     }
-    register_query_jobs(&scheduler, controller);
+    register_query_jobs(&scheduler, controller, setup.http);
     scheduler.set_should_schedule(setup.start_on);
     scheduler
+}
+
+fn http_settings(table: &crate::config::HttpSettings) -> crate::http::Settings {
+    let defaults = crate::http::Settings::default();
+    crate::http::Settings {
+        connect_timeout: table
+            .connect_timeout_secs
+            .map(Duration::from_secs)
+            .unwrap_or(defaults.connect_timeout),
+        timeout: table.timeout_secs.map(Duration::from_secs).unwrap_or(defaults.timeout),
+        retries: table.retries.unwrap_or(defaults.retries),
+        per_host_concurrency: table.per_host_concurrency.unwrap_or(defaults.per_host_concurrency).max(1),
+        per_host_interval: table
+            .per_host_interval_ms
+            .map(Duration::from_millis)
+            .unwrap_or(defaults.per_host_interval),
+        ..defaults
+    }
 }
 
 /// Starts one run of a query job.
 type JobRunner = fn(Rc<jobs::JobContext>) -> tasks::JobFuture;
 
 /// Registers query_prices and query_balances; both run only while a database is open.
-fn register_query_jobs(scheduler: &Rc<Scheduler>, controller: &Controller) {
+fn register_query_jobs(scheduler: &Rc<Scheduler>, controller: &Controller, http: crate::http::Settings) {
     let weak = Rc::downgrade(scheduler);
     let notifier = controller.notifier();
     let ctx = Rc::new(jobs::JobContext {
-        http: Rc::new(crate::http::Client::new(crate::http::Settings::default())),
+        http: Rc::new(crate::http::Client::new(http)),
         database: controller.database_slot(),
         tasks: controller.tasks().clone(),
         broadcast: Rc::new(move |kind, data| {

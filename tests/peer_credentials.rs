@@ -36,7 +36,8 @@ fn another_user_is_refused_unless_allowed() {
     let daemon = Daemon::start(sandbox.command());
     let refused = as_nobody(&sandbox);
     assert_eq!(refused.status.code(), Some(1), "{}", String::from_utf8_lossy(&refused.stderr));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("uid 65534 may not use this socket"));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("uid 65534 may not use this socket"), "{stderr}");
     drop(daemon);
 
     let allowed = Sandbox::new();

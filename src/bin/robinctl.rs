@@ -32,6 +32,7 @@ Commands:
   backup PATH                  write a backup of the database to PATH
   unlock USER [--password-stdin]  open USER's encrypted database (asks for the password)
   logout                       close it and return to the default database
+  snapshot                     the latest balance snapshot
   flags                        the feature flags
 
 Options:
@@ -148,6 +149,7 @@ fn run() -> Result<(), Failure> {
             ("unlock", json!({ "username": user, "password": read_password(user, from_stdin)? }))
         }
         ["logout"] => ("logout", json!({})),
+        ["snapshot"] => ("snapshot", json!({})),
         ["run", job, "--wait"] | ["run", "--wait", job] => {
             return run_and_wait(&mut client, &socket, job, opts.json);
         }

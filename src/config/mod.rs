@@ -207,6 +207,8 @@ struct FileConfig {
     #[serde(default)]
     scheduler: SchedulerSettings,
     #[serde(default)]
+    http: HttpSettings,
+    #[serde(default)]
     features: BTreeMap<String, bool>,
 }
 
@@ -224,6 +226,22 @@ pub struct DatabaseSettings {
     pub backup_interval_hours: Option<u64>,
     /// Automatic backups kept (default 7).
     pub backup_keep: Option<usize>,
+}
+
+/// The `[http]` table: the outbound client's bounds, each optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Seconds to connect (default 10).
+    pub connect_timeout_secs: Option<u64>,
+    /// Seconds for a whole request (default 30).
+    pub timeout_secs: Option<u64>,
+    /// Extra attempts for idempotent requests (default 3).
+    pub retries: Option<u32>,
+    /// Requests in flight per host (default 4).
+    pub per_host_concurrency: Option<usize>,
+    /// Milliseconds between request starts to one host (default 0).
+    pub per_host_interval_ms: Option<u64>,
 }
 
 /// The `[scheduler]` table.
@@ -293,6 +311,8 @@ pub struct Config {
     pub database: DatabaseSettings,
     /// Scheduler settings from the `[scheduler]` table.
     pub scheduler: SchedulerSettings,
+    /// Outbound HTTP settings from the `[http]` table.
+    pub http: HttpSettings,
     /// The feature flags.
     pub features: Features,
 }
@@ -391,6 +411,7 @@ impl Config {
             websocket: file.websocket,
             database: file.database,
             scheduler: file.scheduler,
+            http: file.http,
             features,
         })
     }

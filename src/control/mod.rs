@@ -62,7 +62,7 @@ pub fn websocket_handler(controller: &Rc<Controller>) -> crate::notifier::Incomi
 }
 
 /// The methods a client can call, in the order `unknown method` lists them.
-pub const METHODS: [&str; 20] = [
+pub const METHODS: [&str; 21] = [
     "ping",
     "status",
     "flags",
@@ -83,6 +83,7 @@ pub const METHODS: [&str; 20] = [
     "backup",
     "unlock",
     "logout",
+    "snapshot",
 ];
 
 /// A request that failed. The message is meant for the person or script that sent it.
@@ -214,6 +215,8 @@ pub enum Command {
     },
     /// Closes the user's database and returns to the default one.
     Logout,
+    /// The latest balance snapshot and the balances behind it.
+    Snapshot,
 }
 
 /// What `tasks.cancel` cancels.
@@ -321,6 +324,7 @@ impl Command {
                 });
             }
             "logout" => Command::Logout,
+            "snapshot" => Command::Snapshot,
             "backup" => {
                 let path = PathBuf::from(params::required_str(params, "path").map_err(|r| invalid(&r))?);
                 if !path.is_absolute() {
@@ -679,6 +683,16 @@ impl Controller {
             }
             Command::Unlock { username, password } => self.unlock(username, password).await,
             Command::Logout => self.logout().await,
+            Command::Snapshot => {
+                let db = self.db()?;
+                let balances = db.balances().await?;
+                Ok(match db.latest_snapshot().await? {
+                    Some((id, currency, total, entries)) => json!({
+                        "id": id, "currency": currency, "total": total, "entries": entries, "balances": balances,
+                    }),
+                    None => json!({ "id": null, "balances": balances }),
+                })
+            }
             Command::Backup(path) => {
                 self.db()?.backup_to(&path, None).await?;
                 Ok(json!({ "path": path.display().to_string() }))

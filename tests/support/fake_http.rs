@@ -161,6 +161,10 @@ fn serve(stream: TcpStream, counters: Arc<Counters>) {
             "/echo" => (200, "", body),
             "/api/v3/simple/price" => (200, "", simple_price(query)),
             "/broken/simple/price" => (500, "", b"boom".to_vec()),
+            "/slowprices/simple/price" => {
+                thread::sleep(Duration::from_millis(3000));
+                (200, "", simple_price(query))
+            }
             "/rpc" => {
                 thread::sleep(Duration::from_millis(param("delay")));
                 (200, "", json_rpc(&body))

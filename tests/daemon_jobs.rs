@@ -1,0 +1,111 @@
+//! The daemon's main work end to end: robind, a fake price API and JSON-RPC node, robinctl
+//! and a WebSocket client.
+mod support;
+
+use std::process::Command;
+
+use async_tungstenite::tungstenite::Message;
+use futures_lite::StreamExt;
+use serde_json::{Value, json};
+use support::fake_http::FakeHttp;
+use support::{Daemon, Sandbox, eventually, ipc_call};
+
+fn call(sandbox: &Sandbox, method: &str, params: Value) -> Value {
+    ipc_call(&sandbox.socket(), &json!({"id": 1, "method": method, "params": params}).to_string())
+}
+
+fn start(server: &FakeHttp, http_table: &str) -> (Sandbox, Daemon) {
+    let sandbox = Sandbox::new();
+    let config = sandbox.dir.path().join("robin.toml");
+    std::fs::write(&config, format!("[http]\n{http_table}\n")).unwrap();
+    let daemon = Daemon::start({
+        let mut cmd = sandbox.command();
+        cmd.arg("--config").arg(&config);
+        cmd
+    });
+    call(&sandbox, "settings.set", json!({"name": "main_currency", "value": "EUR"}));
+    call(&sandbox, "settings.set", json!({"name": "price_api_url", "value": server.url("/api/v3")}));
+    call(&sandbox, "settings.set", json!({"name": "rpc_url", "value": server.url("/rpc")}));
+    (sandbox, daemon)
+}
+
+fn robinctl(sandbox: &Sandbox, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_robinctl"))
+        .arg("--socket")
+        .arg(sandbox.socket())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn prices_then_balances_give_a_snapshot_that_every_client_hears_about() {
+    let server = FakeHttp::start();
+    let (sandbox, daemon) = start(&server, "");
+    for i in 1..=2 {
+        call(&sandbox, "accounts.add", json!({"address": format!("0x{i:040x}")}));
+    }
+    smol::block_on(async {
+        let mut ws = support::notifier_loop::connect(daemon.ready["ws"].as_str().unwrap()).await;
+        for job in ["query_prices", "query_balances"] {
+            let out = robinctl(&sandbox, &["run", job, "--wait"]);
+            assert!(out.status.success(), "{job}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let snapshot = call(&sandbox, "snapshot", json!({}))["result"].clone();
+        assert_eq!(
+            (snapshot["currency"].as_str(), snapshot["total"].as_str()),
+            (Some("EUR"), Some("6001.5")),
+            "{snapshot}"
+        );
+        assert_eq!(snapshot["balances"][0]["amount"], "1.5");
+        let mut seen = Vec::new();
+        while !seen.contains(&"refresh_balances".to_string()) {
+            let Some(Ok(Message::Text(text))) = ws.next().await else { panic!("socket closed") };
+            let message: Value = serde_json::from_str(text.as_str()).unwrap();
+            seen.push(message["type"].as_str().unwrap_or("").to_string());
+        }
+        assert!(seen.contains(&"progress_updates".to_string()), "{seen:?}");
+    });
+    let status = call(&sandbox, "status", json!({}));
+    assert_eq!(
+        status["result"]["scheduler"]["should_schedule"], true,
+        "scheduling starts after the first balance query"
+    );
+}
+
+#[test]
+fn a_job_that_times_out_does_not_block_the_others() {
+    let server = FakeHttp::start();
+    let (sandbox, _daemon) = start(&server, "timeout_secs = 1\nretries = 0");
+    call(&sandbox, "assets.add", json!({"asset": "bitcoin"}));
+    call(&sandbox, "accounts.add", json!({"address": format!("0x{:040x}", 7)}));
+    call(&sandbox, "settings.set", json!({"name": "price_api_url", "value": server.url("/slowprices")}));
+    let slow =
+        call(&sandbox, "tasks.run", json!({"job": "query_prices"}))["result"]["task_id"].as_u64().unwrap();
+    let quick =
+        call(&sandbox, "tasks.run", json!({"job": "query_balances"}))["result"]["task_id"].as_u64().unwrap();
+    let mut results = [Value::Null, Value::Null];
+    eventually("the balance query, while prices hang", || {
+        let reply = call(&sandbox, "tasks.result", json!({"id": quick}));
+        results[1] = reply["result"]["outcome"].clone();
+        reply["result"]["status"] == "completed"
+    });
+    assert_eq!(results[1]["result"]["accounts"], 1, "{}", results[1]);
+    eventually("the price query to time out", || {
+        let reply = call(&sandbox, "tasks.result", json!({"id": slow}));
+        results[0] = reply["result"]["outcome"].clone();
+        reply["result"]["status"] == "completed"
+    });
+    assert_eq!(
+        results[0]["message"],
+        "The backend query task died unexpectedly: request to 127.0.0.1 timed out after 1s"
+    );
+    let messages = call(&sandbox, "messages", json!({}))["result"]["errors"].clone();
+    assert!(
+        messages[0]
+            .as_str()
+            .unwrap()
+            .starts_with("query_prices died with exception: request to 127.0.0.1 timed out"),
+        "{messages}"
+    );
+}
