@@ -246,6 +246,7 @@ async fn serve(
         schedule.map(|setup| start_scheduler(setup, controller.tasks().clone(), &controller, &database));
     let scheduler_task = scheduler.clone().map(|scheduler| ex.spawn(scheduler.run()));
     controller.set_scheduler(scheduler);
+    controller.apply_schedule_settings().await;
 
     let http_task = ex.spawn(http.serve());
     let ipc_task = ipc.map(|server| ex.spawn(server.serve()));

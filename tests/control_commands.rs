@@ -154,3 +154,22 @@ fn removing_an_account_cancels_its_running_queries() {
     assert!(tasks.has_task("query_prices"), "other queries keep running");
     other.cancel();
 }
+
+#[test]
+fn interval_settings_reach_the_scheduler_and_survive_a_restart() {
+    let sandbox = Sandbox::new();
+    let interval_of = |job: &str| {
+        let status = call(&sandbox, "status", json!({}));
+        let jobs = status["result"]["scheduler"]["jobs"].as_array().unwrap().clone();
+        jobs.into_iter().find(|j| j["name"] == job).unwrap()["interval_secs"].clone()
+    };
+    let mut daemon = Daemon::start(sandbox.command());
+    assert_eq!(interval_of("query_prices"), 300);
+    call(&sandbox, "settings.set", json!({"name": "prices_interval_secs", "value": "600"}));
+    assert_eq!(interval_of("query_prices"), 600);
+    assert_eq!(interval_of("query_balances"), 3600, "only the one asked for");
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit().success());
+    let _daemon = Daemon::start(sandbox.command());
+    assert_eq!(interval_of("query_prices"), 600, "read back from the database at start");
+}

@@ -541,6 +541,7 @@ impl Controller {
         self.switch_scheduler(&db);
         *self.database.borrow_mut() = Some(db.clone());
         *self.user.borrow_mut() = Some(username.clone());
+        self.apply_schedule_settings().await;
         log::info!("user '{username}' unlocked");
         Ok(json!({ "username": username, "database": db.describe() }))
     }
@@ -550,11 +551,30 @@ impl Controller {
             return Err(Error::Conflict("no user is unlocked".into()));
         };
         self.close_user_database().await;
-        if let Some(db) = self.default_database.borrow().clone() {
+        let default = self.default_database.borrow().clone();
+        if let Some(db) = default {
             self.switch_scheduler(&db);
         }
+        self.apply_schedule_settings().await;
         log::info!("user '{username}' logged out");
         Ok(Value::Bool(true))
+    }
+
+    /// Applies the stored job intervals to the scheduler (at start, unlock and logout).
+    pub async fn apply_schedule_settings(&self) {
+        let Ok(db) = self.db() else { return };
+        let Ok(stored) = db.settings().await else { return };
+        for (name, value) in stored {
+            self.apply_interval(&name, &value);
+        }
+    }
+
+    fn apply_interval(&self, setting: &str, value: &str) {
+        let Some((_, job)) = params::INTERVAL_SETTINGS.iter().find(|(s, _)| *s == setting) else { return };
+        let (Some(scheduler), Ok(secs)) = (self.scheduler.borrow().clone(), value.parse::<u64>()) else {
+            return;
+        };
+        scheduler.set_interval(job, std::time::Duration::from_secs(secs));
     }
 
     /// Logout and login start clean, as rotki's: every task is cancelled, scheduling is off,
@@ -679,6 +699,7 @@ impl Controller {
             }
             Command::SettingsSet { name, value } => {
                 self.db()?.set_setting(name.clone(), value.clone()).await?;
+                self.apply_interval(&name, &value);
                 Ok(json!({ name: value }))
             }
             Command::Unlock { username, password } => self.unlock(username, password).await,

@@ -72,6 +72,10 @@ pub fn username(raw: &str) -> Result<String, String> {
     }
 }
 
+/// Settings that set a job's interval: `(setting, job)`.
+pub const INTERVAL_SETTINGS: &[(&str, &str)] =
+    &[("prices_interval_secs", "query_prices"), ("balances_interval_secs", "query_balances")];
+
 /// A known setting's value, checked.
 pub fn setting(name: &str, value: &str) -> Result<String, String> {
     match name {

@@ -189,12 +189,17 @@ impl Client {
         if let Some(client) = self.inner.get() {
             return Ok(client);
         }
-        let curl = isahc::HttpClient::builder()
+        let mut builder = isahc::HttpClient::builder()
             .connect_timeout(self.settings.connect_timeout)
             .timeout(self.settings.timeout)
-            .default_header("User-Agent", user_agent())
-            .build()
-            .map_err(|e| Error::Connect { host: String::new(), reason: e.to_string() })?;
+            .default_header("User-Agent", user_agent());
+        // Honour SSL_CERT_FILE explicitly: libcurl's own CA path may not be where this system
+        // (or a corporate proxy's bundle) keeps its certificates.
+        if let Some(bundle) = std::env::var_os("SSL_CERT_FILE") {
+            builder = builder.ssl_ca_certificate(isahc::config::CaCertificate::file(bundle));
+        }
+        let curl =
+            builder.build().map_err(|e| Error::Connect { host: String::new(), reason: e.to_string() })?;
         let client: surf::Client = surf::Config::new()
             .set_http_client(http_client::isahc::IsahcClient::from_client(curl))
             .set_timeout(None) // curl enforces both limits, and says which one ran out

@@ -294,6 +294,14 @@ impl Scheduler {
         Ok(futures.into_iter().map(|f| self.manager.spawn_and_track(name, f, options.clone()).id()).collect())
     }
 
+    /// Changes a job's interval (settings such as `prices_interval_secs`); false if unknown.
+    pub fn set_interval(&self, name: &str, interval: Duration) -> bool {
+        let mut jobs = self.jobs.borrow_mut();
+        let Some(state) = jobs.iter_mut().find(|s| s.job.name == name) else { return false };
+        state.job.interval = interval;
+        true
+    }
+
     /// The names of the registered jobs.
     pub fn job_names(&self) -> Vec<String> {
         self.jobs.borrow().iter().map(|s| s.job.name.clone()).collect()
