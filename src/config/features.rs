@@ -85,6 +85,12 @@ pub struct Features {
     settings: [Setting<bool>; 4],
 }
 
+impl Default for Features {
+    fn default() -> Self {
+        Features::defaults()
+    }
+}
+
 impl Features {
     /// Every flag at its default.
     pub fn defaults() -> Self {
