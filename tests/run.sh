@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
 pkg-config --exists libcrypto 2>/dev/null || missing+=(libssl-dev)
 if ((${#missing[@]})); then
     if [[ $(id -u) -eq 0 ]]; then
@@ -28,6 +29,12 @@ if [[ ! -x $venv/bin/python ]] || ! cmp -s tests/python/requirements.txt "$venv/
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
     cp tests/python/requirements.txt "$venv/requirements.txt"
+fi
+
+# The status page's browser test: playwright-core drives Debian's Chromium (no browser download).
+if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
+    echo "tests/run.sh: installing playwright-core into tests/browser"
+    npm install --silent --no-audit --no-fund --prefix tests/browser >/dev/null
 fi
 
 cargo test --locked "$@"

@@ -39,7 +39,11 @@ impl Access {
         }
         if let Some(origin) = request.header("origin") {
             let origin = origin.trim_end_matches('/');
-            if !self.allowed_origins.iter().any(|allowed| allowed.trim_end_matches('/') == origin) {
+            // robind's own status page: same origin as the (already checked) Host.
+            let same_origin = request.header("host").is_some_and(|host| origin == format!("http://{host}"));
+            if !same_origin
+                && !self.allowed_origins.iter().any(|allowed| allowed.trim_end_matches('/') == origin)
+            {
                 let reason = format!("Origin '{origin}' is not allowed; allow it with --ws-origin {origin}");
                 return Err(Response::error(403, &reason));
             }
@@ -114,6 +118,10 @@ mod tests {
         access.allowed_origins.push("http://localhost:5173/".into());
         assert!(access.check(&from_page, false).is_ok());
         assert!(access.check(&request(&[], None), false).is_ok(), "no Origin: not a browser");
+        let own_page = request(&[("host", "127.0.0.1:5042"), ("origin", "http://127.0.0.1:5042")], None);
+        assert!(Access::default().check(&own_page, false).is_ok(), "robind's own page");
+        let other_port = request(&[("host", "127.0.0.1:5042"), ("origin", "http://127.0.0.1:8080")], None);
+        assert_eq!(Access::default().check(&other_port, false).unwrap_err().status, 403);
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub use response::Response;
 
 /// The route prefix of the JSON API, as rotki's.
 pub const API_PREFIX: &str = "/api/1";
+/// The status page served at `/`: one self-contained file, no build step, no external assets.
+pub const STATUS_PAGE: &str = include_str!("status.html");
 /// The WebSocket endpoint (`/ws/` works too).
 pub const WS_PATH: &str = "/ws";
 
@@ -215,6 +217,9 @@ async fn route(request: &Request, shared: &Shared) -> Routed {
 async fn api_route(request: &Request, api_path: Option<&str>, controller: &Controller) -> Response {
     let method = if request.method == "HEAD" { "GET" } else { request.method.as_str() };
     let Some(api_path) = api_path else {
+        if method == "GET" && request.path == "/" {
+            return Response::html(STATUS_PAGE);
+        }
         return not_found(request);
     };
     if !controller.http_api_enabled() {

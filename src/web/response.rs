@@ -25,6 +25,16 @@ impl Response {
         }
     }
 
+    /// An HTML page.
+    pub fn html(page: &str) -> Response {
+        Response {
+            status: 200,
+            content_type: "text/html; charset=utf-8",
+            headers: Vec::new(),
+            body: page.as_bytes().to_vec(),
+        }
+    }
+
     /// rotki's envelope: `{"result": result, "message": message}`.
     pub fn envelope(status: u16, result: Value, message: &str) -> Response {
         Response::json(status, &json!({ "result": result, "message": message }))
