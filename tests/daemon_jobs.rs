@@ -2,13 +2,11 @@
 //! and a WebSocket client.
 mod support;
 
-use std::process::Command;
-
 use async_tungstenite::tungstenite::Message;
 use futures_lite::StreamExt;
 use serde_json::{Value, json};
 use support::fake_http::FakeHttp;
-use support::{Daemon, Sandbox, eventually, ipc_call};
+use support::{Daemon, Sandbox, eventually, ipc_call, robinctl};
 
 fn call(sandbox: &Sandbox, method: &str, params: Value) -> Value {
     ipc_call(&sandbox.socket(), &json!({"id": 1, "method": method, "params": params}).to_string())
@@ -27,15 +25,6 @@ fn start(server: &FakeHttp, http_table: &str) -> (Sandbox, Daemon) {
     call(&sandbox, "settings.set", json!({"name": "price_api_url", "value": server.url("/api/v3")}));
     call(&sandbox, "settings.set", json!({"name": "rpc_url", "value": server.url("/rpc")}));
     (sandbox, daemon)
-}
-
-fn robinctl(sandbox: &Sandbox, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_robinctl"))
-        .arg("--socket")
-        .arg(sandbox.socket())
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]

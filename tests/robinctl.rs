@@ -1,19 +1,10 @@
 //! `robinctl` end to end against the real daemon: output, `--json`, exit codes.
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
-use support::{Daemon, Sandbox};
-
-fn robinctl(sandbox: &Sandbox, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_robinctl"))
-        .arg("--socket")
-        .arg(sandbox.socket())
-        .args(args)
-        .output()
-        .unwrap()
-}
+use support::{Daemon, Sandbox, robinctl};
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -38,6 +38,17 @@ fn unlock_switches_to_the_users_encrypted_database_and_logout_back() {
     );
 }
 
+/// Every file in `dir` with its bytes, sorted by name.
+fn files_in(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
 #[test]
 fn a_wrong_password_is_refused_and_changes_nothing() {
     let sandbox = Sandbox::new();
@@ -45,15 +56,7 @@ fn a_wrong_password_is_refused_and_changes_nothing() {
     call(&sandbox, "unlock", json!({"username": "bob", "password": "right"}));
     call(&sandbox, "logout", json!({}));
     let user_dir = sandbox.data_dir().join("users/bob");
-    let before: Vec<(String, Vec<u8>)> = {
-        let mut files: Vec<_> = std::fs::read_dir(&user_dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
-            .collect();
-        files.sort();
-        files
-    };
+    let before = files_in(&user_dir);
     let refused = call(&sandbox, "unlock", json!({"username": "bob", "password": "wrong"}));
     assert_eq!(refused["error"]["code"], -32006);
     assert!(
@@ -61,15 +64,7 @@ fn a_wrong_password_is_refused_and_changes_nothing() {
         "{refused}"
     );
     assert_eq!(call(&sandbox, "status", json!({}))["result"]["user"], Value::Null);
-    let after: Vec<(String, Vec<u8>)> = {
-        let mut files: Vec<_> = std::fs::read_dir(&user_dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
-            .collect();
-        files.sort();
-        files
-    };
+    let after = files_in(&user_dir);
     assert_eq!(after, before, "nothing on disk changed");
 
     let body = r#"{"method":"unlock","params":{"username":"bob","password":"wrong"}}"#;

@@ -86,10 +86,7 @@ impl Writer {
         R: Send + 'static,
     {
         let (tx, rx) = async_channel::bounded(1);
-        let rejected = tx.clone();
-        let reject: Reject = Box::new(move |err| {
-            let _ = rejected.try_send(Err(err));
-        });
+        let reject = reject_into(tx.clone());
         let job: Job = Box::new(move |wtx| {
             let outcome = match catch_unwind(AssertUnwindSafe(|| f(wtx))) {
                 Ok(result) => result,
@@ -116,10 +113,7 @@ impl Writer {
         R: Send + 'static,
     {
         let (tx, rx) = async_channel::bounded(1);
-        let rejected = tx.clone();
-        let reject: Reject = Box::new(move |err| {
-            let _ = rejected.try_send(Err(err));
-        });
+        let reject = reject_into(tx.clone());
         let raw: RawJob = Box::new(move |conn| {
             let result = match catch_unwind(AssertUnwindSafe(|| f(conn))) {
                 Ok(result) => result,
@@ -190,6 +184,13 @@ impl Writer {
     pub(crate) fn take_connection(&self) -> Option<Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
+}
+
+/// Answers a job that never ran through its caller's channel.
+fn reject_into<R: Send + 'static>(answer: async_channel::Sender<Result<R>>) -> Reject {
+    Box::new(move |err| {
+        let _ = answer.try_send(Err(err));
+    })
 }
 
 fn run_group(conn: &mut Connection, jobs: Vec<(Job, Reject)>) {

@@ -194,3 +194,13 @@ pub fn raw_websocket(addr: SocketAddr) -> (TcpStream, String) {
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     (stream, head)
 }
+
+/// Runs `robinctl --socket <sandbox socket> ARGS`.
+pub fn robinctl(sandbox: &Sandbox, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_robinctl"))
+        .arg("--socket")
+        .arg(sandbox.socket())
+        .args(args)
+        .output()
+        .unwrap()
+}
