@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Instant;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::config::{Feature, Features};
 use crate::db::{Account, Database};
@@ -602,14 +602,15 @@ impl Controller {
         self.features.enabled(Feature::HttpApi)
     }
 
-    /// Accepts a `subscribe` request (params: optional `since`); the error is the response.
-    pub fn subscription_start(&self, request: &Request) -> std::result::Result<Value, Value> {
+    /// Accepts a `subscribe` request: the acknowledgement and the optional `since`, parsed
+    /// here only; the error is the response.
+    pub fn subscription_start(&self, request: &Request) -> std::result::Result<(Value, Option<u64>), Value> {
         let since = request.params.as_ref().and_then(|p| p.get("since"));
         if since.is_some_and(|s| !s.is_u64()) {
             let message = "invalid params for 'subscribe': since must be a message sequence number";
             return Err(error_response(&request.id, -32602, message));
         }
-        Ok(json!({ "id": request.id, "result": { "subscribed": true } }))
+        Ok((json!({ "id": request.id, "result": { "subscribed": true } }), since.and_then(Value::as_u64)))
     }
 
     /// Streams notifications to a subscribed control-socket client until it goes away.
@@ -734,15 +735,13 @@ impl Controller {
 
     fn status(&self) -> Value {
         let endpoints = self.endpoints.borrow();
-        let features: Map<String, Value> =
-            self.features.iter().map(|(f, s)| (f.name().to_string(), Value::Bool(s.value))).collect();
         json!({
             "version": crate::VERSION,
             "pid": std::process::id(),
             "uptime_secs": self.started.elapsed().as_secs(),
             "http": endpoints.http.map(|a| a.to_string()),
             "ipc": endpoints.ipc.as_ref().map(|p| p.display().to_string()),
-            "features": features,
+            "features": self.flags(),
             "notifier": self.notifier.stats().to_json(),
             "database": self.database.borrow().as_ref().map(Database::describe),
             "user": self.user.borrow().clone(),

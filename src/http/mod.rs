@@ -300,7 +300,8 @@ async fn read_limited(response: &mut surf::Response, limit: usize, host: &str) -
 
 fn classify(host: &str, error: &surf::Error, limit: Duration) -> Error {
     let text = error.to_string();
-    if text.to_ascii_lowercase().contains("timed out") || text.to_ascii_lowercase().contains("timeout") {
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("timed out") || lower.contains("timeout") {
         Error::Timeout { host: host.to_string(), limit }
     } else {
         Error::Connect { host: host.to_string(), reason: text }

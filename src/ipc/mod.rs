@@ -243,19 +243,16 @@ async fn serve_client(
         let reply = match read {
             Ok(LineRead::Line) if line.iter().all(u8::is_ascii_whitespace) => continue,
             Ok(LineRead::Line) => match Request::parse(&line) {
-                Ok(request) if request.method == SUBSCRIBE => {
-                    let since = request.params.as_ref().and_then(|p| p.get("since")).and_then(Value::as_u64);
-                    match controller.subscription_start(&request) {
-                        Ok(ack) => {
-                            if writer.write_all(&to_line(&ack)).await.is_err() {
-                                return;
-                            }
-                            drop(reader);
-                            return controller.stream_notifications(stream, since).await;
+                Ok(request) if request.method == SUBSCRIBE => match controller.subscription_start(&request) {
+                    Ok((ack, since)) => {
+                        if writer.write_all(&to_line(&ack)).await.is_err() {
+                            return;
                         }
-                        Err(refusal) => to_line(&refusal),
+                        drop(reader);
+                        return controller.stream_notifications(stream, since).await;
                     }
-                }
+                    Err(refusal) => to_line(&refusal),
+                },
                 Ok(request) => to_line(&controller.answer(request).await),
                 Err(error) => to_line(&error),
             },

@@ -255,13 +255,11 @@ impl Scheduler {
             if futures.is_empty() {
                 continue; // not now: due again next tick
             }
-            self.last_run.borrow_mut().insert(name.clone(), now);
             {
                 let mut jobs = self.jobs.borrow_mut();
                 jobs[index].jitter = draw(jobs[index].job.jitter);
             }
-            let store = self.store.borrow().clone();
-            store.save(&name, now).await;
+            self.record_run(&name, now).await;
             for future in futures {
                 spawned
                     .push(self.manager.spawn_and_track(name.clone(), future, SpawnOptions::default()).id());
@@ -286,10 +284,7 @@ impl Scheduler {
         if futures.is_empty() {
             return Err(RunNowError::NothingToDo(name.to_string()));
         }
-        let now = self.clock.now();
-        self.last_run.borrow_mut().insert(name.to_string(), now);
-        let store = self.store.borrow().clone();
-        store.save(name, now).await;
+        self.record_run(name, self.clock.now()).await;
         let options = SpawnOptions { keep_result: true, ..SpawnOptions::default() };
         Ok(futures.into_iter().map(|f| self.manager.spawn_and_track(name, f, options.clone()).id()).collect())
     }
@@ -305,6 +300,13 @@ impl Scheduler {
     /// The names of the registered jobs.
     pub fn job_names(&self) -> Vec<String> {
         self.jobs.borrow().iter().map(|s| s.job.name.clone()).collect()
+    }
+
+    /// Remembers a run in memory and in the store (scheduled and on-demand runs alike).
+    async fn record_run(&self, name: &str, at: SystemTime) {
+        self.last_run.borrow_mut().insert(name.to_string(), at);
+        let store = self.store.borrow().clone();
+        store.save(name, at).await;
     }
 
     /// Ticks forever (until the future is dropped).
