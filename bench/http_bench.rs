@@ -7,12 +7,11 @@
 //! `rps` GETs URL REQUESTS times, CONCURRENCY at once, through robin's shared client and prints
 //! requests per second. `balances` runs query_balances for ADDRESSES accounts against a JSON-RPC
 //! node it serves itself on 127.0.0.1, and prints the wall time and peak RSS.
-use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::rc::Rc;
 use std::time::Instant;
 
-use robin::http::{Client, Settings};
+use robin::outbound::{Client, Settings};
 use robin::runtime::Spawner;
 use serde_json::{Value, json};
 
@@ -30,7 +29,7 @@ fn rps(url: &str, requests: usize, concurrency: usize) {
     let client = Client::new(Settings { per_host_concurrency: concurrency, ..Settings::default() });
     ex.block_on(client.get_json::<Value>(url)).unwrap(); // connect and warm up
     let started = Instant::now();
-    let results = ex.block_on(robin::http::join_all_bounded(
+    let results = ex.block_on(robin::outbound::join_all_bounded(
         (0..requests).map(|_| client.get_json::<Value>(url)),
         concurrency,
     ));
@@ -117,11 +116,13 @@ fn balances(addresses: usize) {
     ex.block_on(db.set_setting("main_currency".into(), "EUR".into())).unwrap();
     ex.block_on(db.store_prices("EUR".into(), vec![("ethereum".into(), "2000.5".into())], 0)).unwrap();
     let tasks = robin::tasks::TaskManager::new(ex.clone(), Rc::new(|_| {}), Rc::new(|_| {}));
+    let session = robin::control::Session::new(tasks.clone());
+    session.set_default_database(Some(db));
     let ctx = Rc::new(robin::jobs::JobContext {
         http: Rc::new(Client::new(Settings::default())),
-        database: Rc::new(RefCell::new(Some(db))),
+        session,
         tasks,
-        broadcast: Rc::new(|_, _| {}),
+        broadcast: Rc::new(|_| {}),
         after_balances: Rc::new(|| {}),
     });
     let started = Instant::now();

@@ -3,9 +3,9 @@
 
 Same interface as `cargo run --release --example ws_fanout`:
     ws_fanout.py --port P --clients N --messages M --size S [--rate R]
-Listens on ws://127.0.0.1:P/ws, prints READY, waits for N clients, broadcasts M
-progress_updates messages {"seq": i, "t": <ns since epoch at send>, "pad": "<S bytes>"}, then
-{"type":"bench_done","data":{}}, and exits 1 s later. Uses websockets.broadcast(), the library's
+Listens on ws://127.0.0.1:P/ws, prints READY, waits for N clients, broadcasts M legacy
+warnings whose value is "seq=<i> t=<ns since epoch at send> <S bytes>", then one whose value is
+"bench_done", and exits 1 s later. Uses websockets.broadcast(), the library's
 own fan-out helper, with the write limit raised so that no message is skipped.
 """
 import argparse
@@ -39,10 +39,11 @@ async def main(opts: argparse.Namespace) -> None:
                 delay = start + seq / opts.rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            message = {"type": "progress_updates", "data": {"seq": seq, "t": time.time_ns(), "pad": pad}}
+            value = f"seq={seq} t={time.time_ns()} {pad}"
+            message = {"type": "legacy", "data": {"verbosity": "warning", "value": value}}
             broadcast(clients, json.dumps(message))
             await asyncio.sleep(0)
-        broadcast(clients, json.dumps({"type": "bench_done", "data": {}}))
+        broadcast(clients, json.dumps({"type": "legacy", "data": {"verbosity": "warning", "value": "bench_done"}}))
         await asyncio.sleep(1)
 
 

@@ -1,4 +1,4 @@
-//! Broadcasting from async code and, through the bridge, from a plain thread; a WebSocket
+//! Broadcasting from async code and, through a `NotifierHandle`, from a plain thread; a WebSocket
 //! client on loopback prints what arrives.
 //!
 //! ```sh
@@ -6,25 +6,27 @@
 //! ```
 use std::rc::Rc;
 
-use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::Message as Frame;
 use futures_lite::StreamExt;
-use robin::notifier::{MessageType, Notifier, ProgressData, ProgressSubtype};
+use robin::notifier::{self, Message, Notifier, ProgressData, ProgressSubtype};
 use robin::runtime::Spawner;
-use robin::{bridge, control, tasks, web};
+use robin::{control, server, tasks};
 use serde_json::json;
 
 fn main() {
     let ex = Spawner::new();
     let notifier = Notifier::new(Default::default());
     let tracker = tasks::TaskManager::new(ex.clone(), Rc::new(|_| {}), Rc::new(|_| {}));
-    let controller = Rc::new(control::Controller::new(Default::default(), notifier.clone(), tracker));
+    let session = control::Session::new(tracker.clone());
+    let controller =
+        Rc::new(control::Controller::new(Default::default(), notifier.clone(), tracker, session));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let url = format!("ws://{addr}/ws");
     let _server =
-        ex.spawn(web::Server::new(listener, controller, Default::default()).expect("server").serve());
-    // The bridge: a Send + Sync handle for other threads, and the pump that delivers on the loop.
-    let (handle, pump) = bridge::notifier_channel(notifier.clone(), bridge::DEFAULT_BRIDGE_CAPACITY);
+        ex.spawn(server::Server::new(listener, controller, Default::default()).expect("server").serve());
+    // A Send + Sync handle for other threads, and the pump that delivers on the loop.
+    let (handle, pump) = notifier::channel(notifier.clone(), notifier::handle::DEFAULT_BRIDGE_CAPACITY);
     let _pump = ex.spawn(pump);
 
     ex.block_on(async {
@@ -36,14 +38,14 @@ fn main() {
         // From async code on the loop: typed data, serialized once for every client.
         let progress =
             ProgressData { subtype: ProgressSubtype::MultiplePricesQueryStatus, total: 10, processed: 3 };
-        notifier.broadcast(MessageType::ProgressUpdates, &progress);
+        notifier.broadcast(&Message::ProgressUpdates(progress));
         // From a plain thread: only an enqueue; it never blocks on the loop.
-        std::thread::spawn(move || handle.broadcast(MessageType::RefreshBalances, json!({})))
+        std::thread::spawn(move || handle.broadcast(Message::RefreshBalances(json!({}))))
             .join()
             .expect("thread");
         notifier.add_error("a user-facing error, as rotki's legacy message");
         for _ in 0..3 {
-            if let Some(Ok(Message::Text(text))) = client.next().await {
+            if let Some(Ok(Frame::Text(text))) = client.next().await {
                 println!("{text}");
             }
         }

@@ -1,5 +1,5 @@
 //! A desktop app embedding robin as a library on a thread of its own, instead of a process.
-//! The app's (UI) thread talks to it only through the thread-safe bridge handles.
+//! The app's (UI) thread talks to it only through the thread-safe handles of the notifier and the task tracker.
 //!
 //! ```sh
 //! cargo run --example embed
@@ -8,11 +8,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_lite::FutureExt;
-use robin::bridge::{self, NotifierHandle, TasksHandle};
-use robin::notifier::{MessageType, Notifier};
+use robin::notifier::{self, Message, Notifier, NotifierHandle};
 use robin::runtime::Spawner;
-use robin::tasks::{Outcome, SpawnOptions, TaskManager};
-use robin::{control, web};
+use robin::tasks::{self, Outcome, SpawnOptions, TaskManager, TasksHandle};
+use robin::{control, server};
 use serde_json::json;
 
 /// What the app keeps: handles, the listener's address, and a way to stop robin.
@@ -35,14 +34,19 @@ fn start_robin() -> Embedded {
             let notifier = Notifier::new(Default::default());
             let tasks =
                 TaskManager::new(ex.clone(), Rc::new(|e| eprintln!("user error: {e}")), Rc::new(|_| {}));
-            let controller =
-                Rc::new(control::Controller::new(Default::default(), notifier.clone(), tasks.clone()));
+            let session = control::Session::new(tasks.clone());
+            let controller = Rc::new(control::Controller::new(
+                Default::default(),
+                notifier.clone(),
+                tasks.clone(),
+                session,
+            ));
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             let http = listener.local_addr().expect("addr");
-            let server = web::Server::new(listener, controller, Default::default()).expect("server");
+            let server = server::Server::new(listener, controller, Default::default()).expect("server");
             let (notifier_handle, notifier_pump) =
-                bridge::notifier_channel(notifier, bridge::DEFAULT_BRIDGE_CAPACITY);
-            let (tasks_handle, tasks_pump) = bridge::tasks_channel(tasks);
+                notifier::channel(notifier, notifier::handle::DEFAULT_BRIDGE_CAPACITY);
+            let (tasks_handle, tasks_pump) = tasks::remote_channel(tasks);
             ready_tx.send((notifier_handle, tasks_handle, http)).expect("app waits");
             let _pumps = (ex.spawn(notifier_pump), ex.spawn(tasks_pump));
             ex.block_on(server.serve().or(async {
@@ -66,7 +70,7 @@ fn main() {
         Outcome::Completed(result) => println!("import_csv: {result}"),
         other => println!("import_csv: {other:?}"),
     }
-    robin.notifier.broadcast(MessageType::RefreshBalances, json!({}));
+    robin.notifier.broadcast(Message::RefreshBalances(json!({})));
     let _ = robin.stop.send_blocking(());
     robin.thread.join().expect("robin stopped cleanly");
 }

@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use robin::http::{Client, Settings, join_all_bounded};
+use robin::outbound::{Client, Settings, join_all_bounded};
 use robin::runtime::Spawner;
 use serde_json::Value;
 

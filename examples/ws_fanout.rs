@@ -5,27 +5,23 @@
 //! ```
 //!
 //! Listens on `ws://127.0.0.1:P/ws` and prints `READY` on stdout. Once N clients are connected
-//! it broadcasts M `progress_updates` messages whose data is
-//! `{"seq": i, "t": <ns since the Unix epoch at send>, "pad": "<S bytes>"}` (at R messages per
-//! second when `--rate` is given, else as fast as the clients take them), then one
-//! `{"type":"bench_done","data":{}}`, and exits 1 s later. This interface is how robin is
-//! compared with other implementations (bench/ws_fanout.py is the Python peer): keep it exact.
+//! it broadcasts M `legacy` warnings whose value is `seq=<i> t=<ns since the Unix epoch at
+//! send> <S bytes of padding>` (at R messages per second when `--rate` is given, else as fast
+//! as the clients take them), then one whose value is `bench_done`, and exits 1 s later. This
+//! interface is how robin is compared with other implementations (bench/ws_fanout.py is the
+//! Python peer): keep it exact.
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_io::Timer;
 use robin::control::Controller;
-use robin::notifier::{Limits, MessageType, Notifier};
+use robin::notifier::{LegacyData, Limits, Message, Notifier, Verbosity};
 use robin::runtime::Spawner;
-use robin::web;
-use serde::Serialize;
-use serde_json::json;
+use robin::server;
 
-#[derive(Serialize)]
-struct Tick<'a> {
-    seq: u64,
-    t: u128,
-    pad: &'a str,
+/// A `legacy` warning carrying `value`: the benchmark's message shape on both sides.
+fn warning(value: String) -> Message {
+    Message::Legacy(LegacyData { verbosity: Verbosity::Warning, value })
 }
 
 struct Options {
@@ -62,8 +58,13 @@ fn main() {
     let ex = Spawner::new();
     let notifier = Notifier::new(Limits::default());
     let tasks = robin::tasks::TaskManager::new(ex.clone(), Rc::new(|_| {}), Rc::new(|_| {}));
-    let controller = Rc::new(Controller::new(robin::config::Features::defaults(), notifier.clone(), tasks));
-    let server = web::Server::new(listener, controller, web::Limits::default()).expect("listener");
+    let controller = Rc::new(Controller::new(
+        robin::config::Features::defaults(),
+        notifier.clone(),
+        tasks.clone(),
+        robin::control::Session::new(tasks),
+    ));
+    let server = server::Server::new(listener, controller, server::Limits::default()).expect("listener");
     let _serving = ex.spawn(server.serve());
     println!("READY");
 
@@ -78,14 +79,14 @@ fn main() {
                 Timer::at(started + Duration::from_secs_f64(seq as f64 / rate)).await;
             }
             let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-            notifier.broadcast(MessageType::ProgressUpdates, &Tick { seq, t, pad: &pad });
+            notifier.broadcast(&warning(format!("seq={seq} t={t} {pad}")));
             // Let the client writers run between bursts, as the daemon's bridge pump does
-            // (robin::bridge::BURST_BEFORE_YIELD); each writer then sends its burst in one writev.
-            if opts.rate.is_some() || (seq + 1) % robin::bridge::BURST_BEFORE_YIELD as u64 == 0 {
+            // (robin::notifier::handle::BURST_BEFORE_YIELD); each writer then sends its burst in one writev.
+            if opts.rate.is_some() || (seq + 1) % robin::notifier::handle::BURST_BEFORE_YIELD as u64 == 0 {
                 futures_lite::future::yield_now().await;
             }
         }
-        notifier.broadcast(MessageType::BenchDone, &json!({}));
+        notifier.broadcast(&warning("bench_done".into()));
         Timer::after(Duration::from_secs(1)).await;
     });
     let stats = notifier.stats();

@@ -1,10 +1,12 @@
 //! robin: the asynchronous backend core of a desktop portfolio tracker.
 //!
 //! One OS thread runs a smol [`LocalExecutor`](async_executor::LocalExecutor) driven by
-//! [`async_io::block_on`]. Everything that talks to clients lives on it: the HTTP listener
-//! ([`web`]), the local control socket ([`ipc`]) and the command layer they share
-//! ([`control`]). Work that would block (files, SQLite) goes to the `blocking` thread pool;
-//! [`runtime`] marks the loop thread so such calls can check where they are.
+//! [`async_io::block_on`]. Everything that talks to clients lives on it: the inbound HTTP and
+//! WebSocket server ([`server`]), the local control socket ([`ipc`]), the command layer they
+//! share ([`control`]) and the notifier ([`notifier`]); the jobs ([`jobs`]) run there as tracked
+//! tasks ([`tasks`]) and query the outside world through the outbound client ([`outbound`]).
+//! Work that would block (files, SQLite) goes to the `blocking` thread pool; [`runtime`] marks
+//! the loop thread so such calls can check where they are.
 //!
 //! The `robind` binary is a thin wrapper over [`daemon::run`]; `robinctl` is a client of the
 //! control socket. Both use this library, and so do the integration tests and examples.
@@ -15,13 +17,16 @@
 //!
 //! ```
 //! use std::rc::Rc;
-//! use std::io::{Read, Write};
-//! use robin::{control::Controller, runtime::Spawner, web};
+//! use robin::control::{Controller, Session};
+//! use robin::{notifier::Notifier, runtime::Spawner, server, tasks::TaskManager};
 //!
 //! let ex = Spawner::new();
+//! let tasks = TaskManager::new(ex.clone(), Rc::new(|_| {}), Rc::new(|_| {}));
+//! let notifier = Notifier::new(Default::default());
+//! let controller = Controller::new(Default::default(), notifier, tasks.clone(), Session::new(tasks));
 //! let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
 //! let addr = listener.local_addr().unwrap();
-//! let server = web::Server::new(listener, Rc::new(Controller::for_tests()), web::Limits::default()).unwrap();
+//! let server = server::Server::new(listener, Rc::new(controller), server::Limits::default()).unwrap();
 //! let _accept = ex.spawn(server.serve());
 //!
 //! let reply = ex.block_on(async move {
@@ -38,22 +43,20 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
-pub mod bridge;
-pub mod client;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod db;
-pub mod http;
 pub mod ipc;
 pub mod jobs;
 pub mod lockfile;
 pub mod logging;
 pub mod notifier;
+pub mod outbound;
 pub mod runtime;
+pub mod server;
 pub mod systemd;
 pub mod tasks;
-pub mod web;
 
 /// The version string reported by `--version`, `status` and the `User-Agent`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -51,7 +51,7 @@ pub enum Error {
     Io {
         /// The data directory.
         dir: PathBuf,
-        /// The cause.
+        /// What the file system reported.
         #[source]
         source: std::io::Error,
     },

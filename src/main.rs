@@ -1,4 +1,5 @@
 //! `robind`: the robin daemon. All the work is in the library; see `robin::daemon`.
+#![forbid(unsafe_code)]
 use std::process::ExitCode;
 
 use robin::config::{Args, Config, Environment, Mode, USAGE};

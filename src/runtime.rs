@@ -58,6 +58,15 @@ pub fn assert_off_loop(what: &str) {
     }
 }
 
+/// The text of a caught panic's payload (`panic!("...")` gives a `&str` or a `String`).
+pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string())
+}
+
 /// Runs `future` for at most `limit`: `Some(output)`, or `None` if the time ran out first (the
 /// future is then dropped, which cancels it at its current await).
 ///

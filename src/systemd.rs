@@ -5,7 +5,8 @@
 //! unix datagram socket blocks when the receiver's queue is full, and it would block the loop.
 //! The sd-notify crate does exactly that blocking send, which is why this file exists instead.
 //!
-//! May touch: the environment variables of the protocol (read only) and the inherited fds.
+//! May touch: the inherited fds. The daemon hands it the protocol's environment variables.
+use std::ffi::OsStr;
 use std::io;
 use std::net::TcpListener;
 use std::os::linux::net::SocketAddrExt;
@@ -13,8 +14,6 @@ use std::os::unix::net::{SocketAddr, UnixDatagram, UnixListener};
 use std::time::Duration;
 
 use async_io::Async;
-
-use crate::config::Environment;
 
 /// The variable naming the service manager's notification socket.
 pub const ENV_NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
@@ -37,9 +36,10 @@ pub struct ServiceManager {
 }
 
 impl ServiceManager {
-    /// Connects to `$NOTIFY_SOCKET` if it is set (a path, or `@name` for the abstract namespace).
-    pub fn from_env(env: &Environment) -> io::Result<ServiceManager> {
-        let Some(target) = env.get(ENV_NOTIFY_SOCKET) else {
+    /// Connects to `$NOTIFY_SOCKET` when it is set (a path, or `@name` for the abstract
+    /// namespace).
+    pub fn connect(notify_socket: Option<&OsStr>) -> io::Result<ServiceManager> {
+        let Some(target) = notify_socket.filter(|t| !t.is_empty()) else {
             return Ok(ServiceManager { socket: None });
         };
         let bytes = target.as_encoded_bytes();
@@ -66,10 +66,11 @@ impl ServiceManager {
     }
 }
 
-/// How often to send `WATCHDOG=1`: half the period systemd asked for, when it asked us.
-pub fn watchdog_interval(env: &Environment) -> Option<Duration> {
-    let usec: u64 = env.get(ENV_WATCHDOG_USEC)?.to_str()?.parse().ok()?;
-    if let Some(pid) = env.get(ENV_WATCHDOG_PID) {
+/// How often to send `WATCHDOG=1`: half the period systemd asked for (`$WATCHDOG_USEC`), when
+/// it asked us (`$WATCHDOG_PID` unset or ours).
+pub fn watchdog_interval(usec: Option<&OsStr>, pid: Option<&OsStr>) -> Option<Duration> {
+    let usec: u64 = usec?.to_str()?.parse().ok()?;
+    if let Some(pid) = pid.filter(|p| !p.is_empty()) {
         if pid.to_str()?.parse::<u32>().ok()? != std::process::id() {
             return None;
         }
@@ -91,9 +92,9 @@ impl ActivatedSockets {
     ///
     /// Call it before any other thread exists: listenfd clears `LISTEN_FDS` and `LISTEN_PID`
     /// from the environment so that children do not inherit them.
-    pub fn take(env: &Environment) -> io::Result<ActivatedSockets> {
-        let names: Vec<String> = env
-            .get(ENV_LISTEN_FDNAMES)
+    /// `fd_names` is `$LISTEN_FDNAMES`.
+    pub fn take(fd_names: Option<&OsStr>) -> io::Result<ActivatedSockets> {
+        let names: Vec<String> = fd_names
             .and_then(|n| n.to_str())
             .map(|n| n.split(':').map(str::to_string).collect())
             .unwrap_or_default();
@@ -123,14 +124,12 @@ mod tests {
 
     #[test]
     fn watchdog_is_half_the_period_and_only_for_us() {
-        let env = Environment::from_pairs([(ENV_WATCHDOG_USEC, "2000000")]);
-        assert_eq!(watchdog_interval(&env), Some(Duration::from_secs(1)));
+        let usec = Some(OsStr::new("2000000"));
+        assert_eq!(watchdog_interval(usec, None), Some(Duration::from_secs(1)));
         let ours = std::process::id().to_string();
-        let env = Environment::from_pairs([(ENV_WATCHDOG_USEC, "2000000"), (ENV_WATCHDOG_PID, &ours)]);
-        assert_eq!(watchdog_interval(&env), Some(Duration::from_secs(1)));
-        let env = Environment::from_pairs([(ENV_WATCHDOG_USEC, "2000000"), (ENV_WATCHDOG_PID, "1")]);
-        assert_eq!(watchdog_interval(&env), None);
-        assert_eq!(watchdog_interval(&Environment::default()), None);
+        assert_eq!(watchdog_interval(usec, Some(OsStr::new(&ours))), Some(Duration::from_secs(1)));
+        assert_eq!(watchdog_interval(usec, Some(OsStr::new("1"))), None);
+        assert_eq!(watchdog_interval(None, None), None);
     }
 
     #[test]
@@ -138,8 +137,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("notify");
         let receiver = UnixDatagram::bind(&path)?;
-        let env = Environment::from_pairs([(ENV_NOTIFY_SOCKET, path.as_os_str())]);
-        let manager = ServiceManager::from_env(&env)?;
+        let manager = ServiceManager::connect(Some(path.as_os_str()))?;
         assert!(manager.is_enabled());
         async_io::block_on(manager.notify("READY=1\nSTATUS=up"))?;
         let mut buf = [0u8; 64];
@@ -150,7 +148,7 @@ mod tests {
 
     #[test]
     fn notify_without_a_socket_is_a_no_op() -> io::Result<()> {
-        let manager = ServiceManager::from_env(&Environment::default())?;
+        let manager = ServiceManager::connect(None)?;
         assert!(!manager.is_enabled());
         async_io::block_on(manager.notify("READY=1"))
     }

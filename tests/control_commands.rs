@@ -131,12 +131,14 @@ fn removing_an_account_cancels_its_running_queries() {
     .unwrap();
     let ex = robin::runtime::Spawner::new();
     let tasks = robin::tasks::TaskManager::new(ex.clone(), Rc::new(|_| {}), Rc::new(|_| {}));
+    let session = robin::control::Session::new(tasks.clone());
+    session.set_default_database(Some(db));
     let controller = robin::control::Controller::new(
         robin::config::Features::defaults(),
         robin::notifier::Notifier::new(Default::default()),
         tasks.clone(),
+        session,
     );
-    controller.set_database(Some(db));
     let address = "0x00000000219ab540356cbb839cbe05303d7705fa";
     let never = || futures_lite::future::pending::<Result<(), String>>();
     let query = tasks.spawn_and_track(format!("query_transactions_{address}"), never(), Default::default());

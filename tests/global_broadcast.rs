@@ -2,21 +2,21 @@
 //! handle. In a file of its own: the global is set once per process.
 mod support;
 
-use robin::notifier::{MessageType, broadcast_ws_message};
+use robin::notifier::{Message, broadcast_ws_message};
 use serde_json::json;
 use support::notifier_loop::{NotifierLoop, Options, connect, next_json};
 
 #[test]
 fn global_broadcast_reaches_clients_once_installed() {
     let server = NotifierLoop::start(Options::default());
-    assert!(!broadcast_ws_message(MessageType::RefreshBalances, json!({})), "nothing installed yet");
-    assert!(robin::bridge::install_global(server.handle.clone()));
-    assert!(!robin::bridge::install_global(server.handle.clone()), "only the first install wins");
+    assert!(!broadcast_ws_message(Message::RefreshBalances(json!({}))), "nothing installed yet");
+    assert!(robin::notifier::install_global(server.handle.clone()));
+    assert!(!robin::notifier::install_global(server.handle.clone()), "only the first install wins");
     smol::block_on(async {
         let mut client = connect(&server.url("")).await;
         server.wait_for_clients(1);
         let sender = std::thread::spawn(|| {
-            broadcast_ws_message(MessageType::PremiumStatusUpdate, json!({"is_premium": false}))
+            broadcast_ws_message(Message::PremiumStatusUpdate(json!({"is_premium": false})))
         });
         assert!(sender.join().unwrap());
         let message = next_json(&mut client).await;

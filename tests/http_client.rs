@@ -3,7 +3,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use robin::http::{Client, Error, Settings};
+use robin::outbound::{Client, Error, Settings};
 use serde_json::{Value, json};
 use support::fake_http::FakeHttp;
 
@@ -96,8 +96,10 @@ fn per_host_concurrency_and_rate_are_limited() {
     let server = FakeHttp::start();
     let client = Client::new(Settings { per_host_concurrency: 2, ..quick() });
     let urls: Vec<String> = (0..6).map(|_| server.url("/slow?ms=100")).collect();
-    let results =
-        smol::block_on(robin::http::join_all_bounded(urls.iter().map(|u| client.get_json::<Value>(u)), 6));
+    let results = smol::block_on(robin::outbound::join_all_bounded(
+        urls.iter().map(|u| client.get_json::<Value>(u)),
+        6,
+    ));
     assert!(results.iter().all(Result::is_ok));
     assert_eq!(
         server.counters.peak.load(std::sync::atomic::Ordering::SeqCst),
@@ -108,7 +110,7 @@ fn per_host_concurrency_and_rate_are_limited() {
     let paced = Client::new(Settings { per_host_interval: Duration::from_millis(100), ..quick() });
     let started = Instant::now();
     let urls: Vec<String> = (0..4).map(|_| server.url("/json")).collect();
-    smol::block_on(robin::http::join_all_bounded(urls.iter().map(|u| paced.get_json::<Value>(u)), 4));
+    smol::block_on(robin::outbound::join_all_bounded(urls.iter().map(|u| paced.get_json::<Value>(u)), 4));
     assert!(started.elapsed() >= Duration::from_millis(300), "4 starts at least 100 ms apart");
 }
 

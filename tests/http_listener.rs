@@ -1,4 +1,6 @@
 //! The HTTP listener on its own, with tight limits, against real loopback clients.
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
@@ -6,9 +8,8 @@ use std::thread;
 use std::time::Duration;
 
 use futures_lite::FutureExt;
-use robin::control::Controller;
 use robin::runtime::Spawner;
-use robin::web::{Limits, Server};
+use robin::server::{Limits, Server};
 
 /// A listener running on its own loop thread; stopped (and joined) on drop.
 struct Listener {
@@ -24,7 +25,7 @@ impl Listener {
         let (stop, stopped) = async_channel::bounded::<()>(1);
         let thread = thread::spawn(move || {
             let ex = Spawner::new();
-            let server = Server::new(tcp, Rc::new(Controller::for_tests()), limits).unwrap();
+            let server = Server::new(tcp, Rc::new(support::standalone_controller()), limits).unwrap();
             ex.block_on(server.serve().or(async {
                 let _ = stopped.recv().await;
             }));

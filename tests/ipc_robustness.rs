@@ -1,11 +1,12 @@
 //! The control socket under abuse: many clients at once, half-open clients, garbage.
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures_lite::FutureExt;
-use robin::control::Controller;
 use robin::runtime::Spawner;
 
 /// A control socket served on its own loop thread; stopped on drop.
@@ -25,7 +26,7 @@ impl Socket {
         let thread = std::thread::spawn(move || {
             let _file = file;
             let ex = Spawner::new();
-            let server = robin::ipc::Server::new(listener, Rc::new(Controller::for_tests()))
+            let server = robin::ipc::Server::new(listener, Rc::new(support::standalone_controller()))
                 .unwrap()
                 .with_idle_timeout(idle);
             ex.block_on(server.serve().or(async {

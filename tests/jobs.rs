@@ -5,9 +5,10 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
+use robin::control::Session;
 use robin::db::{Account, Database, Options};
 use robin::jobs::{self, JobContext};
-use robin::notifier::MessageType;
+use robin::notifier::Message;
 use robin::runtime::Spawner;
 use robin::tasks::{Outcome, SpawnOptions, TaskManager};
 use serde_json::{Value, json};
@@ -17,7 +18,7 @@ struct World {
     ex: Spawner,
     db: Database,
     ctx: Rc<JobContext>,
-    broadcasts: Rc<RefCell<Vec<(MessageType, Value)>>>,
+    broadcasts: Rc<RefCell<Vec<Value>>>,
     errors: Rc<RefCell<Vec<String>>>,
     progress: Rc<RefCell<Vec<u64>>>,
     after_balances: Rc<Cell<u32>>,
@@ -33,17 +34,21 @@ fn world(server: &FakeHttp) -> World {
     let tasks = TaskManager::new(
         ex.clone(),
         Rc::new(move |text| e.borrow_mut().push(text)),
-        Rc::new(move |data: robin::notifier::ProgressData| p.borrow_mut().push(data.processed)),
+        Rc::new(move |report: robin::tasks::ProgressReport| p.borrow_mut().push(report.processed)),
     );
     let broadcasts = Rc::new(RefCell::new(Vec::new()));
     let (b, after_balances) = (broadcasts.clone(), Rc::new(Cell::new(0)));
     let after = after_balances.clone();
-    let settings = robin::http::Settings { retries: 0, ..robin::http::Settings::default() };
+    let settings = robin::outbound::Settings { retries: 0, ..robin::outbound::Settings::default() };
+    let session = Session::new(tasks.clone());
+    session.set_default_database(Some(db.clone()));
     let ctx = Rc::new(JobContext {
-        http: Rc::new(robin::http::Client::new(settings)),
-        database: Rc::new(RefCell::new(Some(db.clone()))),
+        http: Rc::new(robin::outbound::Client::new(settings)),
+        session,
         tasks,
-        broadcast: Rc::new(move |kind, data| b.borrow_mut().push((kind, data))),
+        broadcast: Rc::new(move |message: Message| {
+            b.borrow_mut().push(serde_json::to_value(message).unwrap())
+        }),
         after_balances: Rc::new(move || after.set(after.get() + 1)),
     });
     let w = World { ex, db, ctx, broadcasts, errors, progress, after_balances, _dir: dir };
@@ -68,7 +73,7 @@ impl World {
     fn run(
         &self,
         name: &str,
-        job: impl std::future::Future<Output = Result<Value, String>> + 'static,
+        job: impl std::future::Future<Output = Result<Value, jobs::Error>> + 'static,
     ) -> Outcome {
         let handle = self.ctx.tasks.spawn_and_track(name, job, SpawnOptions::default());
         self.ex.block_on(handle.outcome())
@@ -104,14 +109,15 @@ fn balances_and_the_snapshot_are_exact_and_announced() {
         (balances[0].amount.as_str(), balances[0].block_number, balances[0].block_time),
         ("1.5", 16, 0x65000000)
     );
-    let (_, currency, total, entries) = w.ex.block_on(w.db.latest_snapshot()).unwrap().unwrap();
-    assert_eq!((currency.as_str(), total.as_str()), ("EUR", "6001.5"));
+    let snapshot = w.ex.block_on(w.db.latest_snapshot()).unwrap().unwrap();
+    assert_eq!((snapshot.currency.as_str(), snapshot.total.as_str()), ("EUR", "6001.5"));
+    let entries = &snapshot.entries;
     assert_eq!(
         (entries[0].amount.as_str(), entries[0].price.as_str(), entries[0].value.as_str()),
         ("3", "2000.5", "6001.5")
     );
-    let kinds: Vec<MessageType> = w.broadcasts.borrow().iter().map(|(k, _)| *k).collect();
-    assert_eq!(kinds, vec![MessageType::RefreshBalances]);
+    let kinds: Vec<Value> = w.broadcasts.borrow().iter().map(|m| m["type"].clone()).collect();
+    assert_eq!(kinds, vec![json!("refresh_balances")]);
     assert_eq!(w.after_balances.get(), 1, "scheduling may start now");
 }
 
@@ -123,13 +129,13 @@ fn a_missing_price_is_a_snapshot_error_naming_the_asset_not_a_zero() {
     let outcome = w.run("query_balances", jobs::query_balances(w.ctx.clone()));
     assert!(matches!(&outcome, Outcome::Completed(r) if r["snapshot"].is_null()), "{outcome:?}");
     let broadcasts = w.broadcasts.borrow();
-    assert_eq!(broadcasts[0].0, MessageType::BalanceSnapshotError);
+    assert_eq!(broadcasts[0]["type"], "balance_snapshot_error");
     assert!(
-        broadcasts[0].1["error"].as_str().unwrap().contains("No EUR price for ethereum"),
+        broadcasts[0]["data"]["error"].as_str().unwrap().contains("No EUR price for ethereum"),
         "{:?}",
         broadcasts[0]
     );
-    assert_eq!(broadcasts[1].0, MessageType::RefreshBalances);
+    assert_eq!(broadcasts[1]["type"], "refresh_balances");
     assert_eq!(w.ex.block_on(w.db.snapshot_count()).unwrap(), 0);
     assert_eq!(w.ex.block_on(w.db.balances()).unwrap().len(), 1, "the balances are kept");
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_tungstenite::tungstenite::Message;
 use futures_lite::StreamExt;
-use robin::notifier::{Limits, MessageType};
-use robin::web::Access;
+use robin::notifier::{Limits, ProgressData, ProgressSubtype};
+use robin::server::Access;
 use serde_json::{Value, json};
 use support::notifier_loop::{NotifierLoop, Options, connect, next_json};
 use support::{eventually, http_get};
@@ -43,11 +43,14 @@ fn each_client_gets_every_message_in_order() {
         let mut client = connect(&server.url("/")).await;
         server.wait_for_clients(1);
         for i in 0..500 {
-            assert!(server.handle.broadcast(MessageType::ProgressUpdates, json!({ "i": i })));
+            assert!(server.handle.broadcast(numbered(i)));
         }
         for i in 0..500u64 {
             let message = next_json(&mut client).await;
-            assert_eq!((message["seq"].as_u64(), message["data"]["i"].as_u64()), (Some(i + 1), Some(i)));
+            assert_eq!(
+                (message["seq"].as_u64(), message["data"]["processed"].as_u64()),
+                (Some(i + 1), Some(i))
+            );
         }
     });
 }
@@ -62,7 +65,7 @@ fn a_hundred_clients_all_receive_everything() {
         }
         server.wait_for_clients(100);
         for i in 0..200 {
-            server.handle.broadcast(MessageType::ProgressUpdates, json!({ "i": i }));
+            server.handle.broadcast(numbered(i));
         }
         let receivers = clients.into_iter().map(|mut client| {
             smol::spawn(async move {
@@ -108,12 +111,14 @@ fn a_client_that_stops_reading_is_closed_with_1013_and_others_keep_receiving() {
                     assert!(std::time::Instant::now() < deadline, "the fast client stopped receiving");
                     std::thread::sleep(Duration::from_micros(200));
                 }
-                assert!(sender.broadcast(MessageType::ProgressUpdates, json!({ "i": i, "pad": pad })));
+                assert!(sender.broadcast(warning(format!("{i} {pad}"))));
             }
         });
         for i in 0..total {
             let message = next_json(&mut fast).await;
-            assert_eq!(message["data"]["i"], i, "the fast client misses nothing");
+            let number =
+                message["data"]["value"].as_str().and_then(|v| v.split(' ').next()).map(str::to_string);
+            assert_eq!(number, Some(i.to_string()), "the fast client misses nothing");
             received.store(i + 1, Relaxed);
         }
         producer.join().unwrap();
@@ -162,7 +167,7 @@ fn reconnecting_with_since_replays_what_was_missed_without_duplicates() {
         let mut client = connect(&server.url("")).await;
         server.wait_for_clients(1);
         for i in 0..5 {
-            server.handle.broadcast(MessageType::ProgressUpdates, json!({ "i": i }));
+            server.handle.broadcast(numbered(i));
         }
         let mut last = 0;
         for _ in 0..5 {
@@ -171,7 +176,7 @@ fn reconnecting_with_since_replays_what_was_missed_without_duplicates() {
         drop(client);
         server.wait_for_clients(0);
         for i in 5..10 {
-            server.handle.broadcast(MessageType::ProgressUpdates, json!({ "i": i }));
+            server.handle.broadcast(numbered(i));
         }
         // Wait until the loop has broadcast them all, so the replay has all five.
         let stats = server.handle.stats();
@@ -179,7 +184,7 @@ fn reconnecting_with_since_replays_what_was_missed_without_duplicates() {
 
         let mut back = connect(&server.url(&format!("?since={last}"))).await;
         server.wait_for_clients(1);
-        server.handle.broadcast(MessageType::ProgressUpdates, json!({ "i": 10 }));
+        server.handle.broadcast(numbered(10));
         let mut seqs = Vec::new();
         for _ in 0..6 {
             seqs.push(next_json(&mut back).await["seq"].as_u64().unwrap());
@@ -193,7 +198,7 @@ fn reconnecting_after_the_ring_moved_on_reports_the_gap() {
     let limits = Limits { replay_messages: 3, ..Limits::default() };
     let server = NotifierLoop::start(Options { limits, ..Options::default() });
     for i in 0..10 {
-        server.handle.broadcast(MessageType::ProgressUpdates, json!({ "i": i }));
+        server.handle.broadcast(numbered(i));
     }
     let stats = server.handle.stats();
     eventually("ten broadcasts", || stats.broadcasts.load(Relaxed) == 10);
@@ -303,7 +308,7 @@ fn broadcasts_from_eight_threads_all_arrive_in_per_thread_order() {
                 let handle = server.handle.clone();
                 std::thread::spawn(move || {
                     for i in 0..250 {
-                        while !handle.broadcast(MessageType::ProgressUpdates, json!({ "t": t, "i": i })) {
+                        while !handle.broadcast(warning(format!("{t} {i}"))) {
                             std::thread::yield_now();
                         }
                     }
@@ -314,8 +319,10 @@ fn broadcasts_from_eight_threads_all_arrive_in_per_thread_order() {
         for expected_seq in 1..=2000u64 {
             let message = next_json(&mut client).await;
             assert_eq!(message["seq"], expected_seq);
-            let t = message["data"]["t"].as_u64().unwrap() as usize;
-            assert_eq!(message["data"]["i"], next_per_thread[t], "thread {t}'s messages stay in order");
+            let value = message["data"]["value"].as_str().unwrap();
+            let (t, i) = value.split_once(' ').unwrap();
+            let (t, i): (usize, u64) = (t.parse().unwrap(), i.parse().unwrap());
+            assert_eq!(i, next_per_thread[t], "thread {t}'s messages stay in order");
             next_per_thread[t] += 1;
         }
         for thread in threads {
@@ -327,7 +334,7 @@ fn broadcasts_from_eight_threads_all_arrive_in_per_thread_order() {
 #[test]
 fn global_broadcast_without_a_daemon_reports_false() {
     // No daemon installed a global handle in this test process.
-    assert!(!robin::notifier::broadcast_ws_message(MessageType::RefreshBalances, json!({})));
+    assert!(!robin::notifier::broadcast_ws_message(robin::notifier::Message::RefreshBalances(json!({}))));
 }
 
 #[test]
@@ -399,9 +406,26 @@ fn a_client_that_ignores_pings_is_closed_and_one_that_answers_stays() {
         };
         let broadcaster = async {
             async_io::Timer::after(Duration::from_millis(800)).await;
-            server.handle.broadcast(MessageType::RefreshBalances, json!({}));
+            server.handle.broadcast(robin::notifier::Message::RefreshBalances(json!({})));
         };
         let (text, ()) = futures_lite::future::zip(reader, broadcaster).await;
         assert!(text.contains("refresh_balances"));
     });
+}
+
+/// A message that carries `i` (as its progress count), to check order and completeness.
+fn numbered(i: u64) -> robin::notifier::Message {
+    robin::notifier::Message::ProgressUpdates(ProgressData {
+        subtype: ProgressSubtype::CsvImportResult,
+        total: u64::MAX,
+        processed: i,
+    })
+}
+
+/// A warning with any text, for messages of a chosen size.
+fn warning(value: String) -> robin::notifier::Message {
+    robin::notifier::Message::Legacy(robin::notifier::LegacyData {
+        verbosity: robin::notifier::Verbosity::Warning,
+        value,
+    })
 }

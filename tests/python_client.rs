@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use robin::notifier::MessageType;
+use robin::notifier::{Message, ProgressData, ProgressSubtype};
 use serde_json::{Value, json};
 use support::notifier_loop::{NotifierLoop, Options};
 
@@ -29,10 +29,12 @@ fn python_websockets_client_gets_echo_and_broadcasts() {
         .unwrap();
     server.wait_for_clients(1);
     server.handle.add_error("from rust");
-    server.handle.broadcast(MessageType::RefreshBalances, json!({}));
-    server
-        .handle
-        .broadcast(MessageType::ProgressUpdates, json!({"subtype": "csv_import_result", "total": 2}));
+    server.handle.broadcast(Message::RefreshBalances(json!({})));
+    server.handle.broadcast(Message::ProgressUpdates(ProgressData {
+        subtype: ProgressSubtype::CsvImportResult,
+        total: 2,
+        processed: 0,
+    }));
 
     let lines: Vec<String> =
         BufReader::new(child.stdout.take().unwrap()).lines().map(Result::unwrap).collect();

@@ -8,13 +8,12 @@ use std::thread;
 use std::time::Duration;
 
 use futures_lite::FutureExt;
-use robin::bridge::{self, TaskBridgeError, TasksHandle};
 use robin::config::Features;
 use robin::control::Controller;
 use robin::notifier::{Limits, Notifier};
 use robin::runtime::Spawner;
-use robin::tasks::{Outcome, SpawnOptions, TaskManager};
-use robin::web;
+use robin::server;
+use robin::tasks::{self, Outcome, SpawnOptions, TaskBridgeError, TaskManager, TasksHandle};
 use serde_json::{Value, json};
 use support::{eventually, http_get, http_raw, parse_response};
 
@@ -40,10 +39,11 @@ impl TaskLoop {
                 Features::defaults(),
                 Notifier::new(Limits::default()),
                 tasks.clone(),
+                robin::control::Session::new(tasks.clone()),
             ));
-            let (handle, pump) = bridge::tasks_channel(tasks);
+            let (handle, pump) = tasks::remote_channel(tasks);
             handle_tx.send(handle).unwrap();
-            let server = web::Server::new(tcp, controller, web::Limits::default()).unwrap();
+            let server = server::Server::new(tcp, controller, server::Limits::default()).unwrap();
             let _pump = ex.spawn(pump);
             ex.block_on(server.serve().or(async {
                 let _ = stopped.recv().await;
@@ -55,10 +55,10 @@ impl TaskLoop {
     fn api_task(
         &self,
         name: &str,
-        future: impl std::future::Future<Output = Result<Value, String>> + Send + 'static,
+        future: impl std::future::Future<Output = Result<Value, tasks::RemoteError>> + Send + 'static,
     ) -> u64 {
         let options = SpawnOptions { keep_result: true, ..SpawnOptions::default() };
-        self.tasks.spawn(name, options, future).unwrap().id()
+        self.tasks.spawn(name, options, future).unwrap().id().0
     }
 }
 
@@ -76,11 +76,12 @@ fn delete(addr: SocketAddr, path: &str) -> (u16, Value) {
 /// A future that completes when the test thread says so.
 fn gated(
     result: Result<Value, String>,
-) -> (async_channel::Sender<()>, impl std::future::Future<Output = Result<Value, String>> + Send) {
+) -> (async_channel::Sender<()>, impl std::future::Future<Output = Result<Value, tasks::RemoteError>> + Send)
+{
     let (open, gate) = async_channel::bounded::<()>(1);
     (open, async move {
         let _ = gate.recv().await;
-        result
+        result.map_err(Into::into)
     })
 }
 
@@ -191,7 +192,7 @@ fn eight_threads_spawn_and_wait_for_tasks() {
             })
         })
         .collect();
-    let mut ids: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let mut ids: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).map(|id| id.0).collect();
     ids.sort_unstable();
     assert_eq!(ids, (0..400).collect::<Vec<_>>(), "every number once");
 }

@@ -101,13 +101,13 @@ fn live_set_queries_and_prefix_matching() {
     let a = tasks.spawn_and_track("query_transactions_0xabc", never(), SpawnOptions::default());
     let _b = tasks.spawn_and_track("query_transactions_0xdef", never(), SpawnOptions::default());
     let _c = tasks.spawn_and_track("query_prices", never(), SpawnOptions::default());
-    assert_eq!((a.id(), tasks.count()), (0, 3));
+    assert_eq!((a.id().0, tasks.count()), (0, 3));
     assert!(tasks.has_task("query_transactions"));
     assert!(!tasks.has_task("query_balances"));
-    assert_eq!(tasks.get_task_by_name("query_prices").unwrap().id, 2);
+    assert_eq!(tasks.get_task_by_name("query_prices").unwrap().id.0, 2);
     // Removing an address kills its queries, as rotki does.
     assert_eq!(tasks.cancel_matching(|name| name.ends_with("0xabc")), 1);
-    assert_eq!(tasks.running().iter().map(|t| t.id).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(tasks.running().iter().map(|t| t.id.0).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(tasks.clear(), 2);
     assert_eq!(tasks.count(), 0);
 }

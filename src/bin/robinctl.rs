@@ -2,14 +2,15 @@
 //!
 //! Exit status: 0 success, 1 the daemon refused or failed the command, 2 usage error,
 //! 3 no daemon reachable, 4 a task run with `--wait` failed.
+#![forbid(unsafe_code)]
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use robin::client::{Client, Error};
 use robin::config::{Args, Config, Environment};
+use robin::control::client::{Client, Error};
 use serde_json::{Value, json};
 
 const USAGE: &str = "\
@@ -214,20 +215,7 @@ fn run_and_wait(
     });
     let deadline = Instant::now() + Duration::from_secs(24 * 3600);
     let outcome = loop {
-        while let Ok(message) = rx.try_recv() {
-            if message["type"] == "progress_updates" {
-                let (done, total) =
-                    (message["data"]["processed"].as_u64(), message["data"]["total"].as_u64());
-                if let (Some(done), Some(total)) = (done, total) {
-                    // Once the job says how much there is, the spinner becomes a bar.
-                    if spinner.length() != Some(total) {
-                        spinner.set_style(bar_style());
-                        spinner.set_length(total);
-                    }
-                    spinner.set_position(done);
-                }
-            }
-        }
+        rx.try_iter().for_each(|message| show_progress(&spinner, &message));
         let result = client.call("tasks.result", json!({ "id": id }))?;
         if result["status"] == "completed" {
             break result["outcome"].clone();
@@ -251,6 +239,23 @@ fn run_and_wait(
             }
             Ok(())
         }
+    }
+}
+
+/// Moves the bar for a `progress_updates` message; once the job says how much there is, the
+/// spinner becomes a bar.
+fn show_progress(spinner: &ProgressBar, message: &Value) {
+    if message["type"] != "progress_updates" {
+        return;
+    }
+    if let (Some(done), Some(total)) =
+        (message["data"]["processed"].as_u64(), message["data"]["total"].as_u64())
+    {
+        if spinner.length() != Some(total) {
+            spinner.set_style(bar_style());
+            spinner.set_length(total);
+        }
+        spinner.set_position(done);
     }
 }
 

@@ -2,6 +2,12 @@
 //! can act on.
 use serde_json::Value;
 
+use super::command::Command;
+
+/// Why params were refused, in words the caller can act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid(pub String);
+
 /// Settings that `settings.set` accepts, with their defaults (shown by `settings.get`).
 pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("main_currency", "USD", "the currency balances are valued in, e.g. EUR"),
@@ -11,56 +17,100 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("balances_interval_secs", "3600", "seconds between balance queries (>= 60)"),
 ];
 
-/// A string parameter that must be present.
-pub fn required_str<'a>(params: Option<&'a Value>, name: &str) -> Result<&'a str, String> {
-    params
-        .and_then(|p| p.get(name))
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("expected a string \"{name}\""))
-}
+/// A request's params, read field by field.
+#[derive(Clone, Copy, Debug)]
+pub struct Params<'a>(Option<&'a Value>);
 
-/// An optional string parameter.
-pub fn optional_str<'a>(params: Option<&'a Value>, name: &str) -> Result<Option<&'a str>, String> {
-    match params.and_then(|p| p.get(name)) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(format!("\"{name}\" must be a string")),
+impl<'a> Params<'a> {
+    /// Wraps the raw params (`None` when the request had none).
+    pub fn new(raw: Option<&'a Value>) -> Params<'a> {
+        Params(raw)
+    }
+
+    fn get(&self, name: &str) -> Option<&'a Value> {
+        self.0.and_then(|p| p.get(name)).filter(|v| !v.is_null())
+    }
+
+    /// `command`, if the request carried no params (absent, `null` or `{}`).
+    pub fn none(&self, command: Command) -> Result<Command, Invalid> {
+        match self.0 {
+            None | Some(Value::Null) => Ok(command),
+            Some(Value::Object(map)) if map.is_empty() => Ok(command),
+            Some(_) => Err(Invalid("takes no params".into())),
+        }
+    }
+
+    /// A string parameter that must be present.
+    pub fn required_str(&self, name: &str) -> Result<&'a str, Invalid> {
+        self.get(name).and_then(Value::as_str).ok_or_else(|| Invalid(format!("expected a string \"{name}\"")))
+    }
+
+    /// An optional string parameter.
+    pub fn optional_str(&self, name: &str) -> Result<Option<&'a str>, Invalid> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(Invalid(format!("\"{name}\" must be a string"))),
+        }
+    }
+
+    /// A boolean parameter that must be present.
+    pub fn required_bool(&self, name: &str) -> Result<bool, Invalid> {
+        self.get(name)
+            .and_then(Value::as_bool)
+            .ok_or_else(|| Invalid(format!("expected {{\"{name}\": true|false}}")))
+    }
+
+    /// A non-negative integer parameter that must be present.
+    pub fn required_u64(&self, name: &str) -> Result<u64, Invalid> {
+        self.optional_u64(name)?.ok_or_else(|| Invalid(format!("expected {{\"{name}\": N}}")))
+    }
+
+    /// An optional non-negative integer parameter.
+    pub fn optional_u64(&self, name: &str) -> Result<Option<u64>, Invalid> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| Invalid(format!("\"{name}\" must be a whole number >= 0"))),
+        }
     }
 }
 
 /// An EVM address: `0x` and 40 hex digits, stored lower-case.
-pub fn evm_address(raw: &str) -> Result<String, String> {
+pub fn evm_address(raw: &str) -> Result<String, Invalid> {
     let hex = raw.strip_prefix("0x").or_else(|| raw.strip_prefix("0X"));
     match hex {
         Some(hex) if hex.len() == 40 && hex.chars().all(|c| c.is_ascii_hexdigit()) => {
             Ok(format!("0x{}", hex.to_ascii_lowercase()))
         }
-        _ => Err(format!("'{raw}' is not an EVM address (0x followed by 40 hex digits)")),
+        _ => Err(Invalid(format!("'{raw}' is not an EVM address (0x followed by 40 hex digits)"))),
     }
 }
 
 /// An asset identifier such as a CoinGecko id (`ethereum`) or a symbol.
-pub fn asset(raw: &str) -> Result<String, String> {
+pub fn asset(raw: &str) -> Result<String, Invalid> {
     let ok = !raw.is_empty()
         && raw.len() <= 64
         && raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(raw.to_string())
     } else {
-        Err(format!("'{raw}' is not an asset identifier (letters, digits, - _ .)"))
+        Err(Invalid(format!("'{raw}' is not an asset identifier (letters, digits, - _ .)")))
     }
 }
 
 /// A chain name; only `eth` is supported so far.
-pub fn chain(raw: Option<&str>) -> Result<String, String> {
+pub fn chain(raw: Option<&str>) -> Result<String, Invalid> {
     match raw.unwrap_or("eth") {
         "eth" => Ok("eth".into()),
-        other => Err(format!("unsupported chain '{other}' (supported: eth)")),
+        other => Err(Invalid(format!("unsupported chain '{other}' (supported: eth)"))),
     }
 }
 
 /// A user name for `unlock`: it names a directory, so only a safe subset is allowed.
-pub fn username(raw: &str) -> Result<String, String> {
+pub fn username(raw: &str) -> Result<String, Invalid> {
     let ok = !raw.is_empty()
         && raw.len() <= 64
         && !raw.starts_with('.')
@@ -68,7 +118,7 @@ pub fn username(raw: &str) -> Result<String, String> {
     if ok {
         Ok(raw.to_string())
     } else {
-        Err(format!("'{raw}' is not a valid user name (letters, digits, - _ .)"))
+        Err(Invalid(format!("'{raw}' is not a valid user name (letters, digits, - _ .)")))
     }
 }
 
@@ -77,28 +127,43 @@ pub const INTERVAL_SETTINGS: &[(&str, &str)] =
     &[("prices_interval_secs", "query_prices"), ("balances_interval_secs", "query_balances")];
 
 /// A known setting's value, checked.
-pub fn setting(name: &str, value: &str) -> Result<String, String> {
+pub fn setting(name: &str, value: &str) -> Result<String, Invalid> {
     match name {
         "main_currency" => {
             let ok = (3..=5).contains(&value.len()) && value.chars().all(|c| c.is_ascii_uppercase());
-            if ok { Ok(value.into()) } else { Err(format!("'{value}' is not a currency code such as EUR")) }
+            if ok {
+                Ok(value.into())
+            } else {
+                Err(Invalid(format!("'{value}' is not a currency code such as EUR")))
+            }
         }
         "price_api_url" | "rpc_url" => {
             if value.starts_with("http://") || value.starts_with("https://") {
                 Ok(value.trim_end_matches('/').into())
             } else {
-                Err(format!("'{value}' is not an http:// or https:// URL"))
+                Err(Invalid(format!("'{value}' is not an http:// or https:// URL")))
             }
         }
         "prices_interval_secs" | "balances_interval_secs" => match value.parse::<u64>() {
             Ok(secs) if secs >= 60 => Ok(secs.to_string()),
-            _ => Err(format!("'{value}' is not a number of seconds >= 60")),
+            _ => Err(Invalid(format!("'{value}' is not a number of seconds >= 60"))),
         },
-        other => {
-            let known: Vec<&str> = SETTINGS.iter().map(|(n, _, _)| *n).collect();
-            Err(format!("unknown setting '{other}' (known: {})", known.join(", ")))
-        }
+        other => Err(unknown_setting(other)),
     }
+}
+
+/// A known setting's default; an error naming the known ones otherwise.
+pub fn setting_default(name: &str) -> Result<&'static str, Invalid> {
+    SETTINGS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, default, _)| *default)
+        .ok_or_else(|| unknown_setting(name))
+}
+
+fn unknown_setting(name: &str) -> Invalid {
+    let known: Vec<&str> = SETTINGS.iter().map(|(n, _, _)| *n).collect();
+    Invalid(format!("unknown setting '{name}' (known: {})", known.join(", ")))
 }
 
 #[cfg(test)]
@@ -123,7 +188,7 @@ mod tests {
         assert_eq!(setting("rpc_url", "http://127.0.0.1:8545/").unwrap(), "http://127.0.0.1:8545");
         assert!(setting("rpc_url", "ftp://x").is_err());
         assert!(setting("prices_interval_secs", "5").is_err());
-        assert!(setting("colour", "blue").unwrap_err().contains("known: main_currency"));
+        assert!(setting("colour", "blue").unwrap_err().0.contains("known: main_currency"));
     }
 
     #[test]

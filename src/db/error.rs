@@ -37,7 +37,7 @@ pub enum Error {
         path: PathBuf,
         /// The version that could not be reached.
         version: u32,
-        /// The cause.
+        /// The statement of the migration that failed.
         #[source]
         source: rusqlite::Error,
     },
@@ -46,7 +46,7 @@ pub enum Error {
     Open {
         /// The database file.
         path: PathBuf,
-        /// The cause.
+        /// What SQLite reported.
         #[source]
         source: rusqlite::Error,
     },
@@ -79,19 +79,28 @@ pub enum Error {
     InvalidSavepointName(String),
     /// The transaction carrying this write could not begin or commit (disk full, I/O error);
     /// the write is not in the database.
-    #[error("the write could not be committed: {0}")]
-    WriteFailed(String),
+    #[error("the write could not be committed")]
+    WriteFailed(#[source] std::sync::Arc<rusqlite::Error>),
     /// The database was closed (logout or shutdown).
     #[error("the database is closed")]
     Closed,
-    /// A backup could not be written.
+    /// SQLite could not copy the database into a backup.
     #[error("backup to {} failed", .path.display())]
     Backup {
-        /// The destination.
+        /// The backup's destination.
         path: PathBuf,
-        /// The cause.
+        /// What SQLite reported.
         #[source]
         source: rusqlite::Error,
+    },
+    /// A backup's file or directory could not be created, synced or renamed into place.
+    #[error("backup to {} failed", .path.display())]
+    BackupFile {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// What the file system reported.
+        #[source]
+        source: std::io::Error,
     },
 }
 

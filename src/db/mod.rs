@@ -57,17 +57,33 @@ pub use connection::{DEFAULT_BUSY_TIMEOUT, Password};
 pub use error::{Error, Result};
 pub use rusqlite::{OptionalExtension, params};
 pub use schema::{MIGRATIONS, Migration, MigrationProgress};
-pub use store::{Account, Balance, SnapshotEntry};
+pub use store::{Account, Balance, Snapshot, SnapshotEntry};
 pub use tx::WriteTx;
 
-/// How hard SQLite syncs to disk on commit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How hard SQLite syncs to disk on commit (`synchronous = "normal"|"full"` in the config file).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Synchronous {
     /// Durable across application crashes; a power loss may lose the last commits (WAL).
     #[default]
     Normal,
     /// Durable across power loss too, at a cost per commit.
     Full,
+}
+
+/// How often the current database is backed up automatically, and how many backups it keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackupPolicy {
+    /// Time between automatic backups; none turns them off. Default a day.
+    pub interval: Option<Duration>,
+    /// Backups kept per database; the oldest beyond this are removed. Default 7.
+    pub keep: usize,
+}
+
+impl Default for BackupPolicy {
+    fn default() -> Self {
+        BackupPolicy { interval: Some(Duration::from_secs(24 * 3600)), keep: 7 }
+    }
 }
 
 /// How a database is opened. The defaults suit a desktop app.
@@ -260,7 +276,7 @@ impl Database {
                 // Written under another name and renamed: a crash never leaves half a backup
                 // under the name the user asked for.
                 std::fs::rename(&partial, &destination)
-                    .map_err(|e| backup_err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))
+                    .map_err(|source| Error::BackupFile { path: destination.clone(), source })
             })
             .await
     }
@@ -286,7 +302,7 @@ impl Database {
             exported.map_err(backup_err)?;
             detached.map_err(backup_err)?;
             std::fs::rename(&partial, &destination)
-                .map_err(|e| backup_err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))
+                .map_err(|source| Error::BackupFile { path: destination.clone(), source })
         });
         answer.recv().await.unwrap_or(Err(Error::Closed))
     }
@@ -303,10 +319,9 @@ impl Database {
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let path = dir.join(format!("{BACKUP_PREFIX}{:020}.db", stamp.as_secs()));
         let create = dir.clone();
-        blocking::unblock(move || std::fs::create_dir_all(&create)).await.map_err(|e| Error::Backup {
-            path: dir.clone(),
-            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-        })?;
+        blocking::unblock(move || std::fs::create_dir_all(&create))
+            .await
+            .map_err(|source| Error::BackupFile { path: dir.clone(), source })?;
         self.backup_to(&path, password).await?;
         let removed = blocking::unblock(move || prune_backups(&dir, keep)).await;
         if removed > 0 {
@@ -391,17 +406,9 @@ fn run_read<R>(conn: &mut Connection, f: impl FnOnce(&Transaction<'_>) -> Result
     let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
     match catch_unwind(AssertUnwindSafe(|| f(&tx))) {
         Ok(result) => result,
-        Err(panic) => Err(Error::Panicked(panic_message(&panic))),
+        Err(panic) => Err(Error::Panicked(crate::runtime::panic_message(&panic))),
     }
     // `tx` drops here and rolls back: a read transaction has nothing to keep.
-}
-
-pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".to_string())
 }
 
 /// Withdraws a write that has not started when its caller goes away (cancelled task).

@@ -32,6 +32,19 @@ pub struct SnapshotEntry {
     pub value: String,
 }
 
+/// A balance snapshot: what the tracked accounts held, valued in one currency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    /// Its row id; snapshots are numbered in the order they were taken.
+    pub id: i64,
+    /// The currency prices and values are in.
+    pub currency: String,
+    /// The sum of the entries' values.
+    pub total: String,
+    /// One line per asset held.
+    pub entries: Vec<SnapshotEntry>,
+}
+
 /// A native balance at a block.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Balance {
@@ -205,8 +218,8 @@ impl Database {
         .await
     }
 
-    /// The latest snapshot: `(id, currency, total, entries)`.
-    pub async fn latest_snapshot(&self) -> Result<Option<(i64, String, String, Vec<SnapshotEntry>)>> {
+    /// The latest snapshot.
+    pub async fn latest_snapshot(&self) -> Result<Option<Snapshot>> {
         self.read(|tx| {
             let head = tx
                 .query_row("SELECT id, currency, total FROM snapshots ORDER BY id DESC LIMIT 1", [], |r| {
@@ -220,7 +233,7 @@ impl Database {
             let entries = stmt
                 .query_map([id], |r| Ok(SnapshotEntry { asset: r.get(0)?, amount: r.get(1)?, price: r.get(2)?, value: r.get(3)? }))?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(Some((id, currency, total, entries)))
+            Ok(Some(Snapshot { id, currency, total, entries }))
         })
         .await
     }

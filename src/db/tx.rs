@@ -8,7 +8,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use rusqlite::{Connection, Transaction};
 
-use super::{Error, Result, panic_message};
+use super::{Error, Result};
+use crate::runtime::panic_message;
 
 /// A write transaction (`BEGIN IMMEDIATE`). It commits when the closure returns `Ok` and
 /// rolls back on `Err` or panic; the closure never commits by hand. Derefs to the

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::{Error, IN_WRITE, Result, WriteTx, panic_message};
+use super::{Error, IN_WRITE, Result, WriteTx};
+use crate::runtime::panic_message;
 
 /// Most closures that share one transaction.
 pub const MAX_GROUP: usize = 256;
@@ -22,7 +23,7 @@ pub const MAX_GROUP: usize = 256;
 /// result once the fate of the commit is known.
 type Job = Box<dyn FnOnce(&mut WriteTx<'_>) -> (bool, Deliver) + Send>;
 /// Delivers a job's result; gets the commit error if the group's commit failed.
-type Deliver = Box<dyn FnOnce(Option<&str>) + Send>;
+type Deliver = Box<dyn FnOnce(Option<&Arc<rusqlite::Error>>) + Send>;
 /// Answers a job that could not run at all (the transaction could not begin, or closed).
 type Reject = Box<dyn FnOnce(Error) + Send>;
 
@@ -95,7 +96,7 @@ impl Writer {
             let ok = outcome.is_ok();
             let deliver: Deliver = Box::new(move |commit_error| {
                 let result = match (outcome, commit_error) {
-                    (Ok(_), Some(err)) => Err(Error::WriteFailed(err.to_string())),
+                    (Ok(_), Some(err)) => Err(Error::WriteFailed(err.clone())),
                     (outcome, _) => outcome,
                 };
                 let _ = tx.try_send(result);
@@ -200,8 +201,8 @@ fn run_group(conn: &mut Connection, jobs: Vec<(Job, Reject)>) {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(err) => {
-            let message = err.to_string();
-            return jobs.into_iter().for_each(|(_, reject)| reject(Error::WriteFailed(message.clone())));
+            let err = Arc::new(err);
+            return jobs.into_iter().for_each(|(_, reject)| reject(Error::WriteFailed(err.clone())));
         }
     };
     let grouped = jobs.len() > 1;
@@ -229,11 +230,11 @@ fn run_group(conn: &mut Connection, jobs: Vec<(Job, Reject)>) {
     }
     IN_WRITE.with(|flag| flag.set(false));
     // Nothing to keep (a lone failed job): dropping the transaction rolls it back.
-    let commit_error = if any_ok { tx.commit().err().map(|e| e.to_string()) } else { None };
+    let commit_error = if any_ok { tx.commit().err().map(Arc::new) } else { None };
     if let Some(err) = &commit_error {
         log::error!("database: commit failed, {} writes lost: {err}", deliveries.len());
     }
     for deliver in deliveries {
-        deliver(commit_error.as_deref());
+        deliver(commit_error.as_ref());
     }
 }

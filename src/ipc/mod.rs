@@ -3,7 +3,7 @@
 //! Owns the listener, the socket file (removed when [`SocketFile`] drops), the wire protocol
 //! and one handler per client. Every request is handed to [`control`](crate::control).
 //!
-//! May touch: [`control`](crate::control) only.
+//! May touch: [`control`](crate::control) only (and the runtime's timeout).
 //!
 //! # Wire format
 //!
@@ -48,10 +48,8 @@ use futures_lite::io::BufReader;
 use futures_lite::{AsyncBufReadExt, AsyncWriteExt};
 use serde_json::Value;
 
-use crate::control::{Controller, Request, error_response};
-
-/// The method that turns a connection into a stream of notifications.
-pub const SUBSCRIBE: &str = "subscribe";
+use crate::control::Controller;
+use crate::control::wire::{self, CODE_INVALID_REQUEST, Request, SUBSCRIBE, to_line};
 
 /// Longest request line accepted.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -63,8 +61,6 @@ pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300
 pub const MAX_CONNECTIONS: usize = 64;
 /// The longest path a Unix socket address can hold on Linux (`sun_path` less its NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
-
-pub use crate::control::{CODE_INVALID_REQUEST, CODE_PARSE_ERROR};
 
 /// `Result` with this part's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -84,7 +80,7 @@ pub enum Error {
     Bind {
         /// The socket path.
         path: PathBuf,
-        /// The cause.
+        /// What the socket layer reported.
         #[source]
         source: io::Error,
     },
@@ -241,20 +237,16 @@ async fn serve_client(
             return;
         };
         let reply = match read {
-            Ok(LineRead::Line) if line.iter().all(u8::is_ascii_whitespace) => continue,
-            Ok(LineRead::Line) => match Request::parse(&line) {
-                Ok(request) if request.method == SUBSCRIBE => match controller.subscription_start(&request) {
-                    Ok((ack, since)) => {
-                        if writer.write_all(&to_line(&ack)).await.is_err() {
-                            return;
-                        }
-                        drop(reader);
-                        return controller.stream_notifications(stream, since).await;
+            Ok(LineRead::Line) => match handle_line(&line, &controller).await {
+                Reply::Nothing => continue,
+                Reply::Line(reply) => reply,
+                Reply::Subscribe { ack, since } => {
+                    if writer.write_all(&ack).await.is_err() {
+                        return;
                     }
-                    Err(refusal) => to_line(&refusal),
-                },
-                Ok(request) => to_line(&controller.answer(request).await),
-                Err(error) => to_line(&error),
+                    drop(reader);
+                    return controller.subscribe(since).serve_lines(stream).await;
+                }
             },
             Ok(LineRead::TooLong) => {
                 let message = format!("request line longer than {MAX_LINE_BYTES} bytes");
@@ -269,22 +261,42 @@ async fn serve_client(
     }
 }
 
-/// Answers one request line with one response line.
-pub async fn handle_line(line: &[u8], controller: &Controller) -> Vec<u8> {
+/// What one request line asks of the connection.
+#[derive(Debug, PartialEq)]
+pub enum Reply {
+    /// A blank line: nothing to answer.
+    Nothing,
+    /// One response line.
+    Line(Vec<u8>),
+    /// `subscribe`: send the acknowledgement, then stream notifications after `since`.
+    Subscribe {
+        /// The acknowledgement line.
+        ack: Vec<u8>,
+        /// Replay after this sequence number.
+        since: Option<u64>,
+    },
+}
+
+/// Answers one request line; the connection's handler and the tests both go through here.
+pub async fn handle_line(line: &[u8], controller: &Controller) -> Reply {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Reply::Nothing;
+    }
     match Request::parse(line) {
-        Ok(request) => to_line(&controller.answer(request).await),
-        Err(error) => to_line(&error),
+        Ok(request) if request.method == SUBSCRIBE => match request.since() {
+            Ok(since) => {
+                let ack = wire::result_response(&request.id, serde_json::json!({ "subscribed": true }));
+                Reply::Subscribe { ack: to_line(&ack), since }
+            }
+            Err(refusal) => Reply::Line(to_line(&refusal)),
+        },
+        Ok(request) => Reply::Line(to_line(&controller.answer(request).await)),
+        Err(error) => Reply::Line(to_line(&error)),
     }
 }
 
 fn error_line(id: &Value, code: i64, message: &str) -> Vec<u8> {
-    to_line(&error_response(id, code, message))
-}
-
-fn to_line(value: &Value) -> Vec<u8> {
-    let mut bytes = value.to_string().into_bytes();
-    bytes.push(b'\n');
-    bytes
+    to_line(&wire::error_response(id, code, message))
 }
 
 /// Only our own uid, root and the configured users may drive the daemon.
@@ -347,8 +359,18 @@ mod tests {
     use serde_json::json;
 
     fn answer(line: &str) -> Value {
-        let controller = Controller::for_tests();
-        let bytes = futures_lite::future::block_on(handle_line(line.as_bytes(), &controller));
+        let tasks =
+            crate::tasks::TaskManager::new(crate::runtime::Spawner::new(), Rc::new(|_| {}), Rc::new(|_| {}));
+        let controller = Controller::new(
+            crate::config::Features::defaults(),
+            crate::notifier::Notifier::new(Default::default()),
+            tasks.clone(),
+            crate::control::Session::new(tasks),
+        );
+        let Reply::Line(bytes) = futures_lite::future::block_on(handle_line(line.as_bytes(), &controller))
+        else {
+            panic!("{line} is not answered with a line");
+        };
         assert_eq!(bytes.last(), Some(&b'\n'));
         serde_json::from_slice(&bytes).unwrap()
     }
@@ -357,7 +379,7 @@ mod tests {
     fn requests_get_results_and_errors_with_their_id() {
         assert_eq!(answer(r#"{"id":7,"method":"ping"}"#), json!({"id":7,"result":true}));
         assert_eq!(answer(r#"{"id":"a","method":"nope"}"#)["error"]["code"], -32601);
-        assert_eq!(answer("not json")["error"]["code"], CODE_PARSE_ERROR);
+        assert_eq!(answer("not json")["error"]["code"], wire::CODE_PARSE_ERROR);
         assert_eq!(answer(r#"{"id":1}"#)["error"]["code"], CODE_INVALID_REQUEST);
         assert_eq!(answer(r#"[1,2]"#)["id"], Value::Null);
     }

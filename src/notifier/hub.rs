@@ -10,9 +10,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use serde::Serialize;
-
-use super::message::{self, MessageType, ReplayGap};
+use super::message::{self, Message, ReplayGap};
 use super::outbox::{Out, Outbox, server_frame};
 use super::{Limits, Stats};
 
@@ -61,12 +59,12 @@ impl Hub {
 
     /// Sends a message to every subscriber and keeps it for replay. Returns how many
     /// subscribers it was queued for; 0 means no client will see it live.
-    pub fn broadcast(&self, kind: MessageType, data: &impl Serialize) -> usize {
+    pub fn broadcast(&self, message: &Message) -> usize {
         let seq = self.next_seq.get();
-        let json = match message::encode(kind, data, Some(seq)) {
+        let json = match message::encode(message, Some(seq)) {
             Ok(json) => json,
             Err(err) => {
-                log::error!("notifier: cannot serialize a {} message: {err}", kind.name());
+                log::error!("notifier: cannot serialize a {} message: {err}", message.name());
                 return 0;
             }
         };
@@ -148,7 +146,7 @@ impl Hub {
         if since + 1 < oldest && since < last {
             let gap = ReplayGap { from: since + 1, to: oldest - 1 };
             self.stats.replay_gaps.fetch_add(1, Relaxed);
-            if let Ok(json) = message::encode(MessageType::ReplayGap, &gap, None) {
+            if let Ok(json) = message::encode(&Message::ReplayGap(gap), None) {
                 outbox.push_unbounded(Out::Owned(server_frame(0x1, json.as_bytes())));
             }
         }
@@ -174,6 +172,18 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
+    fn progress(i: u64) -> Message {
+        Message::ProgressUpdates(super::super::ProgressData {
+            subtype: super::super::ProgressSubtype::CsvImportResult,
+            total: 100,
+            processed: i,
+        })
+    }
+
+    fn refresh() -> Message {
+        Message::RefreshBalances(json!({}))
+    }
+
     fn hub(replay_messages: usize) -> Hub {
         Hub::new(Limits { replay_messages, ..Limits::default() }, Arc::default())
     }
@@ -197,7 +207,7 @@ mod tests {
     fn replay_after_since_without_gap() {
         let hub = hub(10);
         for i in 0..5 {
-            hub.broadcast(MessageType::ProgressUpdates, &json!({ "i": i }));
+            hub.broadcast(&progress(i));
         }
         let (_, outbox) = hub.subscribe(Some(3));
         let seqs: Vec<u64> = drain(&outbox).iter().map(|m| m["seq"].as_u64().unwrap()).collect();
@@ -208,7 +218,7 @@ mod tests {
     fn replay_reports_the_gap_first() {
         let hub = hub(3);
         for i in 0..10 {
-            hub.broadcast(MessageType::ProgressUpdates, &json!({ "i": i }));
+            hub.broadcast(&progress(i));
         }
         let (_, outbox) = hub.subscribe(Some(2));
         let messages = drain(&outbox);
@@ -221,7 +231,7 @@ mod tests {
     fn up_to_date_client_gets_nothing_and_no_gap() {
         let hub = hub(3);
         for i in 0..10 {
-            hub.broadcast(MessageType::ProgressUpdates, &json!({ "i": i }));
+            hub.broadcast(&progress(i));
         }
         let (_, outbox) = hub.subscribe(Some(10));
         assert!(drain(&outbox).is_empty());
@@ -230,7 +240,7 @@ mod tests {
     #[test]
     fn since_from_a_previous_run_replays_the_whole_ring() {
         let hub = hub(10);
-        hub.broadcast(MessageType::RefreshBalances, &json!({}));
+        hub.broadcast(&refresh());
         let (_, outbox) = hub.subscribe(Some(500));
         let messages = drain(&outbox);
         assert_eq!(messages.len(), 1);
@@ -240,12 +250,12 @@ mod tests {
     #[test]
     fn broadcast_counts_deliveries_and_drops_overflowing_clients() {
         let hub = Hub::new(Limits { client_queue_messages: 2, ..Limits::default() }, Arc::default());
-        assert_eq!(hub.broadcast(MessageType::Legacy, &json!({})), 0);
+        assert_eq!(hub.broadcast(&refresh()), 0);
         let (_, _a) = hub.subscribe(None);
         let (_, _b) = hub.subscribe(None);
-        assert_eq!(hub.broadcast(MessageType::Legacy, &json!({})), 2);
-        assert_eq!(hub.broadcast(MessageType::Legacy, &json!({})), 2);
-        assert_eq!(hub.broadcast(MessageType::Legacy, &json!({})), 0, "both queues full");
+        assert_eq!(hub.broadcast(&refresh()), 2);
+        assert_eq!(hub.broadcast(&refresh()), 2);
+        assert_eq!(hub.broadcast(&refresh()), 0, "both queues full");
         assert_eq!(hub.client_count(), 0);
         assert_eq!(hub.stats.clients_closed_slow.load(Relaxed), 2);
     }

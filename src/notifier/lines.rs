@@ -8,12 +8,10 @@ use std::os::unix::net::UnixStream;
 use async_io::Async;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 
-use super::hub::Hub;
-use super::outbox::State;
+use super::outbox::{Outbox, State};
 
 /// Serves one subscriber until it closes the connection, falls behind, or the hub closes it.
-pub(crate) async fn serve(hub: &Hub, stream: Async<UnixStream>, since: Option<u64>) {
-    let (id, outbox) = hub.subscribe(since);
+pub(crate) async fn serve(outbox: &Outbox, stream: Async<UnixStream>) {
     let write = async {
         while let Some(out) = outbox.pop().await {
             let Some(payload) = frame_payload(out.bytes()) else { continue };
@@ -38,7 +36,6 @@ pub(crate) async fn serve(hub: &Hub, stream: Async<UnixStream>, since: Option<u6
         while matches!((&stream).read(&mut sink).await, Ok(n) if n > 0) {}
     };
     write.or(read_until_eof).await;
-    hub.unsubscribe(id);
 }
 
 /// The payload of a complete server frame (unmasked, as the hub builds them).

@@ -1,116 +1,81 @@
 //! The message catalogue: what robin broadcasts, with rotki's wire names.
 //!
-//! Every message goes out as `{"type": <MessageType>, "data": <payload>, "seq": <u64>}`. The
-//! payloads robin itself produces are typed structs here, so a field cannot be misspelled.
-use serde::Serialize;
+//! Every message goes out as `{"type": <name>, "data": <payload>, "seq": <u64>}`. [`Message`] is
+//! the one list of types: each variant carries its payload struct, so a message of the wrong
+//! shape cannot be built, and the same enum parses (and so validates) messages that arrive as
+//! JSON.
+use std::fmt::Write as _;
 
-/// The `type` of a broadcast message. Wire names are rotki's (`WSMessageType`, lower-cased).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum MessageType {
-    /// A user-facing error or warning from the messages aggregator ([`LegacyData`]).
-    Legacy,
-    /// A balance snapshot could not be completed.
-    BalanceSnapshotError,
-    /// Progress of EVM transaction queries.
-    EvmTransactionStatus,
-    /// Premium subscription state changed.
-    PremiumStatusUpdate,
-    /// Progress of a database schema upgrade.
-    DbUpgradeStatus,
-    /// Accounts found on other EVM-like chains.
-    EvmlikeAccountsDetection,
-    /// A new token was detected while processing transactions.
-    NewEvmTokenDetected,
-    /// Progress of a data migration.
-    DataMigrationStatus,
-    /// A provider needs an API key.
-    MissingApiKey,
-    /// Progress of history event queries.
-    HistoryEventsStatus,
-    /// Balances changed; the UI should refresh them.
-    RefreshBalances,
-    /// Result of a database upload.
-    DatabaseUploadResult,
-    /// An accounting rule conflicts with another.
-    AccountingRuleConflict,
-    /// A calendar reminder is due.
-    CalendarReminder,
-    /// An exchange returned an asset robin does not know.
-    ExchangeUnknownAsset,
-    /// Progress of a long task, with a [`ProgressSubtype`].
-    ProgressUpdates,
-    /// The Gnosis Pay session key expired.
-    GnosispaySessionkeyExpired,
-    /// robin: messages between a reconnecting client's `since` and the replay ring were lost
-    /// ([`ReplayGap`]). Sent to that client only, without a `seq`.
-    ReplayGap,
-    /// robin: the end marker of the `ws_fanout` benchmark protocol.
-    BenchDone,
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Declares [`Message`] and its wire names from one list, so a type is written once.
+macro_rules! catalogue {
+    ($( $(#[$doc:meta])* $variant:ident($payload:ty) = $wire:literal, )*) => {
+        /// One broadcast message: its type and its payload.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "type", content = "data")]
+        #[non_exhaustive]
+        pub enum Message {
+            $( $(#[$doc])* #[serde(rename = $wire)] $variant($payload), )*
+        }
+
+        impl Message {
+            /// Every wire name, in catalogue order.
+            pub const NAMES: &[&str] = &[$($wire),*];
+
+            /// The wire name, as in `{"type": "legacy"}`.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( Message::$variant(_) => $wire, )*
+                }
+            }
+        }
+    };
 }
 
-impl MessageType {
-    /// The wire name, as in `{"type": "legacy"}`; the same string serde writes.
-    pub fn name(self) -> &'static str {
-        use MessageType::*;
-        match self {
-            Legacy => "legacy",
-            BalanceSnapshotError => "balance_snapshot_error",
-            EvmTransactionStatus => "evm_transaction_status",
-            PremiumStatusUpdate => "premium_status_update",
-            DbUpgradeStatus => "db_upgrade_status",
-            EvmlikeAccountsDetection => "evmlike_accounts_detection",
-            NewEvmTokenDetected => "new_evm_token_detected",
-            DataMigrationStatus => "data_migration_status",
-            MissingApiKey => "missing_api_key",
-            HistoryEventsStatus => "history_events_status",
-            RefreshBalances => "refresh_balances",
-            DatabaseUploadResult => "database_upload_result",
-            AccountingRuleConflict => "accounting_rule_conflict",
-            CalendarReminder => "calendar_reminder",
-            ExchangeUnknownAsset => "exchange_unknown_asset",
-            ProgressUpdates => "progress_updates",
-            GnosispaySessionkeyExpired => "gnosispay_sessionkey_expired",
-            ReplayGap => "replay_gap",
-            BenchDone => "bench_done",
-        }
-    }
-
-    /// Every variant, for look-ups by name.
-    pub const ALL: [MessageType; 19] = {
-        use MessageType::*;
-        [
-            Legacy,
-            BalanceSnapshotError,
-            EvmTransactionStatus,
-            PremiumStatusUpdate,
-            DbUpgradeStatus,
-            EvmlikeAccountsDetection,
-            NewEvmTokenDetected,
-            DataMigrationStatus,
-            MissingApiKey,
-            HistoryEventsStatus,
-            RefreshBalances,
-            DatabaseUploadResult,
-            AccountingRuleConflict,
-            CalendarReminder,
-            ExchangeUnknownAsset,
-            ProgressUpdates,
-            GnosispaySessionkeyExpired,
-            ReplayGap,
-            BenchDone,
-        ]
-    };
-
-    /// Looks a type up by its wire name.
-    pub fn from_name(name: &str) -> Option<MessageType> {
-        MessageType::ALL.into_iter().find(|t| t.name() == name)
-    }
+catalogue! {
+    /// A user-facing error or warning from the messages aggregator.
+    Legacy(LegacyData) = "legacy",
+    /// A balance snapshot could not be completed.
+    BalanceSnapshotError(SnapshotError) = "balance_snapshot_error",
+    /// Progress of EVM transaction queries.
+    EvmTransactionStatus(Value) = "evm_transaction_status",
+    /// Premium subscription state changed.
+    PremiumStatusUpdate(Value) = "premium_status_update",
+    /// Progress of a database schema upgrade.
+    DbUpgradeStatus(Value) = "db_upgrade_status",
+    /// Accounts found on other EVM-like chains.
+    EvmlikeAccountsDetection(Value) = "evmlike_accounts_detection",
+    /// A new token was detected while processing transactions.
+    NewEvmTokenDetected(Value) = "new_evm_token_detected",
+    /// Progress of a data migration.
+    DataMigrationStatus(Value) = "data_migration_status",
+    /// A provider needs an API key.
+    MissingApiKey(Value) = "missing_api_key",
+    /// Progress of history event queries.
+    HistoryEventsStatus(Value) = "history_events_status",
+    /// Balances changed; the UI should refresh them.
+    RefreshBalances(Value) = "refresh_balances",
+    /// Result of a database upload.
+    DatabaseUploadResult(Value) = "database_upload_result",
+    /// An accounting rule conflicts with another.
+    AccountingRuleConflict(Value) = "accounting_rule_conflict",
+    /// A calendar reminder is due.
+    CalendarReminder(Value) = "calendar_reminder",
+    /// An exchange returned an asset robin does not know.
+    ExchangeUnknownAsset(Value) = "exchange_unknown_asset",
+    /// Progress of a long task.
+    ProgressUpdates(ProgressData) = "progress_updates",
+    /// The Gnosis Pay session key expired.
+    GnosispaySessionkeyExpired(Value) = "gnosispay_sessionkey_expired",
+    /// robin: messages between a reconnecting client's `since` and the replay ring were lost.
+    /// Sent to that client only, without a `seq`.
+    ReplayGap(ReplayGap) = "replay_gap",
 }
 
 /// The `subtype` of a `progress_updates` message (rotki's `ProgressUpdateSubType`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ProgressSubtype {
@@ -133,7 +98,7 @@ pub enum ProgressSubtype {
 }
 
 /// How serious a [`LegacyData`] message is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verbosity {
     /// Something failed.
@@ -143,7 +108,8 @@ pub enum Verbosity {
 }
 
 /// The payload of a `legacy` message: `{"verbosity": "error", "value": "..."}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LegacyData {
     /// Error or warning.
     pub verbosity: Verbosity,
@@ -152,7 +118,8 @@ pub struct LegacyData {
 }
 
 /// The payload of a `replay_gap` message: the sequence numbers that can no longer be replayed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReplayGap {
     /// First lost sequence number.
     pub from: u64,
@@ -161,14 +128,16 @@ pub struct ReplayGap {
 }
 
 /// The payload of a `balance_snapshot_error` message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SnapshotError {
     /// What went wrong, naming the asset.
     pub error: String,
 }
 
 /// The payload of a `progress_updates` message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProgressData {
     /// Which kind of progress.
     pub subtype: ProgressSubtype,
@@ -178,49 +147,64 @@ pub struct ProgressData {
     pub processed: u64,
 }
 
-/// Serializes one broadcast message to its JSON text, `type` first as rotki's frontend expects.
-pub fn encode(kind: MessageType, data: &impl Serialize, seq: Option<u64>) -> serde_json::Result<String> {
-    #[derive(Serialize)]
-    struct Envelope<'a, D> {
-        #[serde(rename = "type")]
-        kind: MessageType,
-        data: &'a D,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        seq: Option<u64>,
+/// Serializes one message to its JSON text, `type` first as rotki's frontend expects, and
+/// `seq` last when given.
+pub fn encode(message: &Message, seq: Option<u64>) -> serde_json::Result<String> {
+    let mut json = serde_json::to_string(message)?;
+    if let Some(seq) = seq {
+        // `{"type":..,"data":..}` always ends in its closing brace: splicing `seq` in before it
+        // is exact and avoids a second, flattening serializer on the broadcast hot path.
+        json.pop();
+        let _ = write!(json, ",\"seq\":{seq}}}");
     }
-    serde_json::to_string(&Envelope { kind, data, seq })
+    Ok(json)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn legacy_message_is_exactly_rotkis_shape() {
-        let data = LegacyData { verbosity: Verbosity::Error, value: "boom".into() };
+        let message = Message::Legacy(LegacyData { verbosity: Verbosity::Error, value: "boom".into() });
         assert_eq!(
-            encode(MessageType::Legacy, &data, Some(7)).unwrap(),
+            encode(&message, Some(7)).unwrap(),
             r#"{"type":"legacy","data":{"verbosity":"error","value":"boom"},"seq":7}"#
         );
+        assert_eq!(message.name(), "legacy");
     }
 
     #[test]
-    fn name_table_matches_serde() {
-        for kind in MessageType::ALL {
-            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
-            assert_eq!(MessageType::from_name(kind.name()), Some(kind));
+    fn every_name_round_trips_through_serde() {
+        for name in Message::NAMES {
+            let data = match *name {
+                "legacy" => json!({"verbosity": "warning", "value": "x"}),
+                "balance_snapshot_error" => json!({"error": "x"}),
+                "progress_updates" => json!({"subtype": "csv_import_result", "total": 1, "processed": 0}),
+                "replay_gap" => json!({"from": 1, "to": 2}),
+                _ => json!({}),
+            };
+            let message: Message = serde_json::from_value(json!({"type": name, "data": data})).unwrap();
+            assert_eq!(message.name(), *name);
+            assert_eq!(serde_json::to_value(&message).unwrap()["type"], *name);
         }
     }
 
     #[test]
-    fn wire_names_are_rotkis() {
-        assert_eq!(MessageType::GnosispaySessionkeyExpired.name(), "gnosispay_sessionkey_expired");
-        assert_eq!(MessageType::EvmlikeAccountsDetection.name(), "evmlike_accounts_detection");
-        assert_eq!(MessageType::NewEvmTokenDetected.name(), "new_evm_token_detected");
+    fn a_wrong_shape_is_refused_by_name() {
+        let err = serde_json::from_value::<Message>(json!({"type": "legacy", "data": {"verbosity": "loud"}}))
+            .unwrap_err();
+        assert!(err.to_string().contains("loud"), "{err}");
+        assert!(serde_json::from_value::<Message>(json!({"type": "nope", "data": {}})).is_err());
+    }
+
+    #[test]
+    fn progress_is_encoded_with_its_subtype() {
         let progress =
             ProgressData { subtype: ProgressSubtype::MultiplePricesQueryStatus, total: 3, processed: 1 };
         assert_eq!(
-            encode(MessageType::ProgressUpdates, &progress, None).unwrap(),
+            encode(&Message::ProgressUpdates(progress), None).unwrap(),
             r#"{"type":"progress_updates","data":{"subtype":"multiple_prices_query_status","total":3,"processed":1}}"#
         );
     }

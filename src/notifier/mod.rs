@@ -5,24 +5,26 @@
 //! Each message is serialized and framed once; every client gets the same bytes. Each client's
 //! queue is bounded by count and bytes, and a client that falls behind is closed with 1013
 //! instead of slowing the others or growing the daemon's memory. Code on other threads
-//! broadcasts through [`NotifierHandle`] (see [`crate::bridge`]).
+//! broadcasts through a [`NotifierHandle`] ([`handle`]).
 //!
-//! May touch: its own sockets (handed over by `web` after the upgrade) and the bridge channel.
+//! May touch: the sockets of its subscribers (handed over by `server` and `ipc` through
+//! [`Subscription`]) and the handle's channel.
 //!
 //! # Examples
 //!
 //! ```
-//! use robin::notifier::{Limits, MessageType, Notifier};
+//! use robin::notifier::{Limits, Message, Notifier};
 //! use serde_json::json;
 //!
 //! let notifier = Notifier::new(Limits::default());
 //! // Nobody is connected: the message is kept for replay, and the error for /api/1/messages.
-//! assert_eq!(notifier.broadcast(MessageType::RefreshBalances, &json!({})), 0);
+//! assert_eq!(notifier.broadcast(&Message::RefreshBalances(json!({}))), 0);
 //! notifier.add_error("price query failed");
 //! assert_eq!(notifier.drain_messages().errors, vec!["price query failed"]);
 //! assert_eq!(notifier.last_seq(), 2);
 //! ```
 mod aggregator;
+pub mod handle;
 mod hub;
 mod lines;
 mod message;
@@ -30,7 +32,6 @@ mod outbox;
 mod session;
 
 use std::cell::RefCell;
-use std::future::Future;
 use std::net::TcpStream;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -39,14 +40,13 @@ use std::time::Duration;
 
 use async_io::Async;
 use futures_lite::future::BoxedLocal;
-use serde::Serialize;
 use serde_json::{Value, json};
 
-pub use crate::bridge::{NotifierHandle, broadcast_ws_message};
 pub use aggregator::Messages;
+pub use handle::{NotifierHandle, broadcast_ws_message, channel, install_global};
 pub use hub::Hub;
 pub use message::{
-    LegacyData, MessageType, ProgressData, ProgressSubtype, ReplayGap, SnapshotError, Verbosity, encode,
+    LegacyData, Message, ProgressData, ProgressSubtype, ReplayGap, SnapshotError, Verbosity, encode,
 };
 pub use session::{CLOSE_GRACE, CLOSE_TOO_SLOW};
 
@@ -160,10 +160,10 @@ impl Notifier {
         })
     }
 
-    /// Broadcasts `{"type": kind, "data": data, "seq": n}`; returns how many clients it was
-    /// queued for.
-    pub fn broadcast(&self, kind: MessageType, data: &impl Serialize) -> usize {
-        self.hub.broadcast(kind, data)
+    /// Broadcasts `{"type": .., "data": .., "seq": n}`; returns how many clients it was queued
+    /// for.
+    pub fn broadcast(&self, message: &Message) -> usize {
+        self.hub.broadcast(message)
     }
 
     /// Logs an error and broadcasts it as a `legacy` message; if no client receives it, keeps
@@ -171,9 +171,11 @@ impl Notifier {
     pub fn add_error(&self, message: impl Into<String>) {
         let value = message.into();
         log::error!("{value}");
-        let data = LegacyData { verbosity: Verbosity::Error, value };
-        if self.hub.broadcast(MessageType::Legacy, &data) == 0 {
-            self.aggregator.keep_error(data.value);
+        let message = Message::Legacy(LegacyData { verbosity: Verbosity::Error, value });
+        if self.hub.broadcast(&message) == 0 {
+            if let Message::Legacy(data) = message {
+                self.aggregator.keep_error(data.value);
+            }
         }
     }
 
@@ -181,7 +183,7 @@ impl Notifier {
     pub fn add_warning(&self, message: impl Into<String>) {
         let value = message.into();
         log::warn!("{value}");
-        self.hub.broadcast(MessageType::Legacy, &LegacyData { verbosity: Verbosity::Warning, value });
+        self.hub.broadcast(&Message::Legacy(LegacyData { verbosity: Verbosity::Warning, value }));
     }
 
     /// Takes the kept errors (and warnings) out, as `GET /api/1/messages` does.
@@ -209,30 +211,52 @@ impl Notifier {
         *self.incoming.borrow_mut() = handler;
     }
 
-    /// Serves a WebSocket client on a socket that has completed the HTTP upgrade. `leftover`
-    /// holds bytes read past the HTTP head; `since` asks for replay after that sequence number.
-    /// The future ends when the client is gone.
-    pub fn serve_client(
-        self: &Rc<Self>,
-        socket: Async<TcpStream>,
-        leftover: Vec<u8>,
-        since: Option<u64>,
-    ) -> impl Future<Output = ()> + use<> {
-        session::run(self.clone(), socket, leftover, since)
-    }
-
-    /// Streams notifications to a control-socket client, one JSON object per line, until it
-    /// closes the connection. Same replay, bounds and counters as a WebSocket client.
-    pub async fn serve_line_subscriber(
-        &self,
-        stream: Async<std::os::unix::net::UnixStream>,
-        since: Option<u64>,
-    ) {
-        lines::serve(&self.hub, stream, since).await;
+    /// Registers a subscriber: every message after `since` still in the replay ring is queued
+    /// for it first (after a `replay_gap` when some are gone), then every new broadcast.
+    /// Taking the replay and registering happen in one step, so nothing is missed or doubled.
+    pub fn subscribe(self: &Rc<Self>, since: Option<u64>) -> Subscription {
+        let (id, outbox) = self.hub.subscribe(since);
+        Subscription { notifier: self.clone(), id, outbox }
     }
 
     /// Sends every client a close frame (1001, going away) and lets their sessions end.
     pub fn close_all(&self) {
         self.hub.close_all();
+    }
+}
+
+/// A registered subscriber, ready to be served on a socket; dropping it unsubscribes.
+pub struct Subscription {
+    /// Whose messages.
+    notifier: Rc<Notifier>,
+    /// The registration in the hub.
+    id: hub::ClientId,
+    /// The subscriber's bounded queue.
+    outbox: Rc<outbox::Outbox>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    /// Serves a WebSocket client on a socket that has completed the HTTP upgrade. `leftover`
+    /// holds bytes read past the HTTP head. Ends when the client is gone.
+    pub async fn serve_websocket(self, socket: Async<TcpStream>, leftover: Vec<u8>) {
+        session::run(&self, socket, leftover).await;
+    }
+
+    /// Streams notifications to a control-socket client, one JSON object per line, until it
+    /// closes the connection. Same replay, bounds and counters as a WebSocket client.
+    pub async fn serve_lines(self, stream: Async<std::os::unix::net::UnixStream>) {
+        lines::serve(&self.outbox, stream).await;
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.notifier.hub.unsubscribe(self.id);
     }
 }

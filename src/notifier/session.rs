@@ -20,7 +20,7 @@ use async_tungstenite::tungstenite::{Error as WsError, Message};
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, FutureExt, StreamExt};
 
 use super::outbox::{Out, Outbox, State, close_frame};
-use super::{IncomingHandler, Limits, Notifier};
+use super::{IncomingHandler, Limits, Subscription};
 use crate::runtime::timeout;
 
 /// How long a closing client gets to take its last frames (the close frame included).
@@ -29,14 +29,9 @@ pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
 pub const CLOSE_TOO_SLOW: u16 = 1013;
 
 /// Runs the session until the client leaves, misbehaves or falls too far behind.
-pub(crate) async fn run(
-    notifier: Rc<Notifier>,
-    socket: Async<TcpStream>,
-    leftover: Vec<u8>,
-    since: Option<u64>,
-) {
+pub(crate) async fn run(subscription: &Subscription, socket: Async<TcpStream>, leftover: Vec<u8>) {
+    let (notifier, outbox) = (&subscription.notifier, &subscription.outbox);
     let socket = Rc::new(socket);
-    let (id, outbox) = notifier.hub.subscribe(since);
     let transport = Transport { socket: socket.clone(), outbox: outbox.clone() };
     let config = websocket_config(&notifier.limits);
     let mut ws = WebSocketStream::from_partially_read(transport, leftover, Role::Server, Some(config)).await;
@@ -48,8 +43,7 @@ pub(crate) async fn run(
         // The writer now flushes what is queued; a client that does not take it is cut off.
         Timer::after(CLOSE_GRACE).await;
     };
-    write_loop(&socket, &outbox).or(reader).await;
-    notifier.hub.unsubscribe(id);
+    write_loop(&socket, outbox).or(reader).await;
     let _ = socket.get_ref().shutdown(Shutdown::Both);
 }
 

@@ -1,13 +1,11 @@
 //! The task tracker: named tasks on the loop, their outcomes, and the results kept for the API.
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
-use std::fmt::Display;
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_executor::Task;
@@ -17,12 +15,32 @@ use futures_lite::future::BoxedLocal;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::delay::drive_delayed;
+use super::handle::{OutcomeSlot, TaskHandle};
 use super::progress::{Progress, ProgressSink};
-use crate::notifier::ProgressSubtype;
 use crate::runtime::Spawner;
 
 /// A task's number: sequential from 0 for the daemon's lifetime, as rotki's.
-pub type TaskId = u64;
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(pub u64);
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for TaskId {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(text: &str) -> Result<TaskId, Self::Err> {
+        text.parse().map(TaskId)
+    }
+}
+
+/// The error a tracked task may fail with; its whole chain of causes is reported.
+pub type TaskError = Box<dyn std::error::Error>;
 
 /// Finished tasks remembered for `status` (name, result, duration).
 pub const HISTORY_LEN: usize = 100;
@@ -63,9 +81,9 @@ pub enum Outcome {
 /// A live task, as `running()` reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TaskInfo {
-    /// Its number.
+    /// The task's number, as the task API and `tasks.cancel` take it.
     pub id: TaskId,
-    /// Its name.
+    /// The name it was spawned with (a job's name, for scheduled tasks).
     pub name: String,
     /// Milliseconds since it was spawned.
     pub age_ms: u64,
@@ -74,7 +92,7 @@ pub struct TaskInfo {
 /// A finished task, as the history keeps it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finished {
-    /// Its number.
+    /// The task's number.
     pub id: TaskId,
     /// Its name (shared with the live entry it came from).
     pub name: Rc<str>,
@@ -95,13 +113,13 @@ pub struct TaskManager {
     inner: Rc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     /// The loop's executor.
-    spawner: Spawner,
+    pub(super) spawner: Spawner,
     /// The next task number; shared with other threads' handles, which reserve numbers.
     next_id: Arc<AtomicU64>,
     /// Tasks not yet finished.
-    live: RefCell<BTreeMap<TaskId, Live>>,
+    pub(super) live: RefCell<BTreeMap<TaskId, Live>>,
     /// The last finished tasks, oldest first.
     history: RefCell<VecDeque<Finished>>,
     /// Finished API tasks' outcomes, with when they finished.
@@ -112,9 +130,9 @@ struct Inner {
     finished: event_listener::Event,
     /// Delayed tasks by due time. One driver and one timer serve them all, so a waiting task
     /// costs its queue entry and its boxed future: no executor task, no reactor timer.
-    delayed: RefCell<std::collections::BTreeSet<(Instant, TaskId)>>,
+    pub(super) delayed: RefCell<std::collections::BTreeSet<(Instant, TaskId)>>,
     /// Wakes the delay driver when an earlier deadline arrives.
-    delay_changed: event_listener::Event,
+    pub(super) delay_changed: event_listener::Event,
     /// The delay driver, started with the first delayed task.
     delay_driver: RefCell<Option<Task<()>>>,
     /// User-facing errors.
@@ -123,20 +141,20 @@ struct Inner {
     on_progress: ProgressSink,
 }
 
-struct Live {
+pub(super) struct Live {
     name: Rc<str>,
     started: Instant,
     /// A failure is a user-facing error.
     exception_is_error: bool,
     /// The outcome is kept for the API.
     keep_result: bool,
-    run: Run,
+    pub(super) run: Run,
     /// Where the outcome goes for the handle's waiters.
     slot: Rc<OutcomeSlot>,
 }
 
 /// Where a live task's work is.
-enum Run {
+pub(super) enum Run {
     /// Waiting for its delay: not yet on the executor. Dropping it means it never starts.
     Delayed(Instant, BoxedLocal<()>),
     /// On the executor; dropping the task cancels the work at its current await.
@@ -192,13 +210,13 @@ impl TaskManager {
     where
         F: Future<Output = Result<T, E>> + 'static,
         T: Serialize,
-        E: Display,
+        E: Into<TaskError>,
     {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = TaskId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
         self.spawn_with_id(id, name, future, options)
     }
 
-    /// The counter other threads reserve task numbers from (see `bridge::TasksHandle`).
+    /// The counter other threads reserve task numbers from (see [`super::TasksHandle`]).
     pub fn id_counter(&self) -> Arc<AtomicU64> {
         self.inner.next_id.clone()
     }
@@ -214,7 +232,7 @@ impl TaskManager {
     where
         F: Future<Output = Result<T, E>> + 'static,
         T: Serialize,
-        E: Display,
+        E: Into<TaskError>,
     {
         let name: Rc<str> = name.into().into();
         let slot = Rc::new(OutcomeSlot::default());
@@ -222,8 +240,8 @@ impl TaskManager {
         let work = async move {
             let outcome = match AssertUnwindSafe(future).catch_unwind().await {
                 Ok(Ok(value)) => Outcome::Completed(serde_json::to_value(value).unwrap_or(Value::Null)),
-                Ok(Err(err)) => Outcome::Failed(err.to_string()),
-                Err(panic) => Outcome::Failed(format!("panicked: {}", crate::db::panic_message(&panic))),
+                Ok(Err(err)) => Outcome::Failed(crate::error_chain(&*err.into())),
+                Err(panic) => Outcome::Failed(format!("panicked: {}", crate::runtime::panic_message(&panic))),
             };
             finish(&manager, id, outcome);
         };
@@ -259,9 +277,10 @@ impl TaskManager {
         }
     }
 
-    /// A progress counter whose reports go out as `progress_updates`, rate-limited.
-    pub fn progress(&self, subtype: ProgressSubtype, total: u64) -> Progress {
-        Progress::new(subtype, total, self.inner.on_progress.clone())
+    /// A progress counter for work named `topic` (a job's name), reported rate-limited to the
+    /// progress sink.
+    pub fn progress(&self, topic: &'static str, total: u64) -> Progress {
+        Progress::new(topic, total, self.inner.on_progress.clone())
     }
 
     /// Whether a live task's name starts with `prefix` (rotki's `has_task`).
@@ -450,143 +469,4 @@ fn finish(manager: &Weak<Inner>, id: TaskId, outcome: Outcome) {
     }
     live.slot.fill(outcome);
     manager.notify_if_idle();
-}
-
-/// Starts delayed tasks when they are due: one timer for all of them, re-armed when an earlier
-/// deadline arrives. Holds the tracker weakly, so dropping the tracker ends it.
-async fn drive_delayed(manager: Weak<Inner>) {
-    loop {
-        let (listener, next) = {
-            let Some(inner) = manager.upgrade() else { return };
-            let listener = inner.delay_changed.listen();
-            let next = inner.delayed.borrow().first().map(|(at, _)| *at);
-            (listener, next)
-        };
-        match next {
-            None => listener.await,
-            Some(due) if due > Instant::now() => {
-                async {
-                    listener.await;
-                }
-                .or(async {
-                    Timer::at(due).await;
-                })
-                .await
-            }
-            Some(_) => {
-                let Some(inner) = manager.upgrade() else { return };
-                start_due(&inner);
-            }
-        }
-    }
-}
-
-/// Moves every due delayed task onto the executor.
-fn start_due(inner: &Inner) {
-    let now = Instant::now();
-    loop {
-        let Some(&(due, id)) = inner.delayed.borrow().first() else { return };
-        if due > now {
-            return;
-        }
-        inner.delayed.borrow_mut().pop_first();
-        let mut live = inner.live.borrow_mut();
-        let Some(entry) = live.get_mut(&id) else { continue };
-        if let Run::Delayed(_, work) = std::mem::replace(&mut entry.run, Run::Moving) {
-            entry.run = Run::Running(inner.spawner.spawn(work));
-        }
-    }
-}
-
-/// A spawned task: its number, its name, a way to cancel it and to await its outcome.
-pub struct TaskHandle {
-    id: TaskId,
-    name: Rc<str>,
-    slot: Rc<OutcomeSlot>,
-    manager: TaskManager,
-}
-
-impl std::fmt::Debug for TaskHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TaskHandle").field("id", &self.id).field("name", &self.name).finish()
-    }
-}
-
-impl TaskHandle {
-    /// The task's number.
-    pub fn id(&self) -> TaskId {
-        self.id
-    }
-
-    /// The task's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Cancels the task; false if it had already ended.
-    pub fn cancel(&self) -> bool {
-        self.manager.cancel(self.id)
-    }
-
-    /// Waits for the task to end.
-    pub async fn outcome(&self) -> Outcome {
-        self.slot.wait().await
-    }
-
-    /// Also sends the outcome to `sender` when the task ends (for waiters on other threads).
-    pub fn forward_outcome(&self, sender: async_channel::Sender<Outcome>) {
-        self.slot.forward(sender);
-    }
-}
-
-/// A single-threaded one-shot for a task's outcome: one `RefCell`, smaller than a channel,
-/// which matters for 100,000 pending tasks.
-#[derive(Default)]
-struct OutcomeSlot(RefCell<SlotState>);
-
-enum SlotState {
-    /// Not ended: who waits for it (on this thread, and on another one).
-    Waiting(Vec<Waker>, Option<async_channel::Sender<Outcome>>),
-    /// Ended.
-    Done(Outcome),
-}
-
-impl Default for SlotState {
-    fn default() -> Self {
-        SlotState::Waiting(Vec::new(), None)
-    }
-}
-
-impl OutcomeSlot {
-    fn fill(&self, outcome: Outcome) {
-        let mut state = self.0.borrow_mut();
-        let SlotState::Waiting(wakers, remote) = std::mem::take(&mut *state) else { return };
-        // Clone only for a waiter on another thread; most tasks have none.
-        if let Some(remote) = remote {
-            let _ = remote.try_send(outcome.clone());
-        }
-        *state = SlotState::Done(outcome);
-        drop(state);
-        wakers.into_iter().for_each(Waker::wake);
-    }
-
-    fn forward(&self, sender: async_channel::Sender<Outcome>) {
-        match &mut *self.0.borrow_mut() {
-            SlotState::Done(outcome) => {
-                let _ = sender.try_send(outcome.clone());
-            }
-            SlotState::Waiting(_, remote) => *remote = Some(sender),
-        }
-    }
-
-    async fn wait(&self) -> Outcome {
-        poll_fn(|cx| match &mut *self.0.borrow_mut() {
-            SlotState::Done(outcome) => Poll::Ready(outcome.clone()),
-            SlotState::Waiting(wakers, _) => {
-                wakers.push(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await
-    }
 }

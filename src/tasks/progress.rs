@@ -3,18 +3,27 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::notifier::{ProgressData, ProgressSubtype};
-
 /// The shortest time between two reports of one task (the last report always goes out).
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Where progress goes (the daemon broadcasts it as `progress_updates`).
-pub type ProgressSink = Rc<dyn Fn(ProgressData)>;
+/// One progress report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgressReport {
+    /// What the work is, as its creator named it (a job's name, such as `query_prices`).
+    pub topic: &'static str,
+    /// Units to do.
+    pub total: u64,
+    /// Units done.
+    pub processed: u64,
+}
+
+/// Where progress goes (the daemon maps it to `progress_updates` messages).
+pub type ProgressSink = Rc<dyn Fn(ProgressReport)>;
 
 /// Counts a task's progress and reports it at most every [`PROGRESS_INTERVAL`].
 pub struct Progress {
-    /// What kind of progress.
-    subtype: ProgressSubtype,
+    /// What the work is.
+    topic: &'static str,
     /// Units to do.
     total: u64,
     /// Units done.
@@ -32,8 +41,8 @@ impl std::fmt::Debug for Progress {
 }
 
 impl Progress {
-    pub(crate) fn new(subtype: ProgressSubtype, total: u64, sink: ProgressSink) -> Progress {
-        let progress = Progress { subtype, total, processed: Cell::new(0), last_sent: Cell::new(None), sink };
+    pub(crate) fn new(topic: &'static str, total: u64, sink: ProgressSink) -> Progress {
+        let progress = Progress { topic, total, processed: Cell::new(0), last_sent: Cell::new(None), sink };
         progress.send();
         progress
     }
@@ -55,11 +64,7 @@ impl Progress {
 
     fn send(&self) {
         self.last_sent.set(Some(Instant::now()));
-        (self.sink)(ProgressData {
-            subtype: self.subtype,
-            total: self.total,
-            processed: self.processed.get(),
-        });
+        (self.sink)(ProgressReport { topic: self.topic, total: self.total, processed: self.processed.get() });
     }
 }
 
@@ -73,9 +78,9 @@ mod tests {
         let sent = Rc::new(RefCell::new(Vec::new()));
         let record = sent.clone();
         let progress = Progress::new(
-            ProgressSubtype::MultiplePricesQueryStatus,
+            "query_prices",
             10_000,
-            Rc::new(move |p: ProgressData| record.borrow_mut().push(p.processed)),
+            Rc::new(move |p: ProgressReport| record.borrow_mut().push(p.processed)),
         );
         for _ in 0..10_000 {
             progress.advance(1);

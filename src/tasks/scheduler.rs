@@ -21,8 +21,26 @@ pub const DEFAULT_TICK: Duration = Duration::from_secs(10);
 /// Most tasks running at once before the scheduler waits (rotki's `max_tasks_num`).
 pub const DEFAULT_MAX_TASKS: usize = 2;
 
+/// How the scheduler runs, as the config file's `[scheduler]` table sets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchedulerOptions {
+    /// Most tasks running at once (API tasks count too). Default 2, as rotki.
+    pub max_tasks: usize,
+    /// Time between scheduling passes. Default 10 s.
+    pub tick: Duration,
+    /// Whether scheduling is on from the start. Default off: rotki turns it on after the first
+    /// balance query.
+    pub start_on: bool,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        SchedulerOptions { max_tasks: DEFAULT_MAX_TASKS, tick: DEFAULT_TICK, start_on: false }
+    }
+}
+
 /// A future a job wants tracked.
-pub type JobFuture = BoxedLocal<Result<Value, String>>;
+pub type JobFuture = BoxedLocal<Result<Value, super::TaskError>>;
 
 /// A recurring background job.
 pub struct PeriodicJob {

@@ -14,6 +14,23 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// A controller over fresh parts with every feature at its default and no database: what an
+/// in-process listener needs when the test is about the transport. Its task tracker has an
+/// executor of its own that nothing drives.
+pub fn standalone_controller() -> robin::control::Controller {
+    let tasks = robin::tasks::TaskManager::new(
+        robin::runtime::Spawner::new(),
+        std::rc::Rc::new(|_| {}),
+        std::rc::Rc::new(|_| {}),
+    );
+    robin::control::Controller::new(
+        robin::config::Features::defaults(),
+        robin::notifier::Notifier::new(Default::default()),
+        tasks.clone(),
+        robin::control::Session::new(tasks),
+    )
+}
+
 /// How long a test waits for the daemon to become ready or to exit before failing.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 

@@ -10,12 +10,12 @@ use async_io::Async;
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::Message;
 use futures_lite::{FutureExt, StreamExt};
-use robin::bridge::{self, NotifierHandle};
 use robin::config::{Feature, Features};
 use robin::control::Controller;
+use robin::notifier::{self, NotifierHandle};
 use robin::notifier::{Limits, Notifier};
 use robin::runtime::Spawner;
-use robin::web::{self, Access};
+use robin::server::{self, Access};
 use serde_json::Value;
 
 pub type Client = WebSocketStream<Async<std::net::TcpStream>>;
@@ -52,11 +52,17 @@ impl NotifierLoop {
             let mut features = Features::defaults();
             features.set(Feature::Websockets, options.websockets, robin::config::Source::Default);
             let tasks = robin::tasks::TaskManager::new(ex.clone(), Rc::new(|_| {}), Rc::new(|_| {}));
-            let controller = Rc::new(Controller::new(features, notifier.clone(), tasks));
-            let (handle, pump) = bridge::notifier_channel(notifier, bridge::DEFAULT_BRIDGE_CAPACITY);
+            let controller = Rc::new(Controller::new(
+                features,
+                notifier.clone(),
+                tasks.clone(),
+                robin::control::Session::new(tasks),
+            ));
+            let (handle, pump) = notifier::channel(notifier, notifier::handle::DEFAULT_BRIDGE_CAPACITY);
             handle_tx.send(handle).unwrap();
             let server =
-                web::Server::with_access(tcp, controller, web::Limits::default(), options.access).unwrap();
+                server::Server::with_access(tcp, controller, server::Limits::default(), options.access)
+                    .unwrap();
             let _pump = ex.spawn(pump);
             ex.block_on(server.serve().or(async {
                 let _ = stopped.recv().await;

@@ -11,13 +11,13 @@
 //! # Examples
 //!
 //! ```no_run
-//! use robin::http::{Client, Settings};
+//! use robin::outbound::{Client, Settings};
 //!
 //! # futures_lite::future::block_on(async {
 //! let client = Client::new(Settings::default());
 //! let prices: serde_json::Value =
 //!     client.get_json("https://api.coingecko.com/api/v3/simple/price?ids=ethereum&vs_currencies=eur").await?;
-//! # Ok::<_, robin::http::Error>(()) });
+//! # Ok::<_, robin::outbound::Error>(()) });
 //! ```
 mod limits;
 

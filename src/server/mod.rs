@@ -1,18 +1,20 @@
-//! The HTTP listener: rotki-style JSON routes under `/api/1/` and the `/ws` upgrade.
+//! The inbound HTTP server: rotki-style JSON routes under `/api/1/` and the `/ws` upgrade.
 //!
-//! Owns the TCP listener, its connections and HTTP/1.1 framing. Request heads are parsed with
-//! `httparse`; every connection is bounded in head size, header count, body size and the time a
-//! request may take to arrive, so malformed requests get a 4xx and slow-loris clients are cut
-//! off without ever stalling the loop. Each route hands its work to [`control`](crate::control):
-//! this module knows HTTP, not business logic.
+//! Owns the TCP listener, its connections and HTTP/1.1 framing, and who may use them (Host,
+//! Origin, the API token). Request heads are parsed with `httparse`; every connection is
+//! bounded in head size, header count, body size and the time a request may take to arrive, so
+//! malformed requests get a 4xx and slow-loris clients are cut off without ever stalling the
+//! loop. Each route hands its work to [`control`](crate::control): this module knows HTTP, not
+//! business logic. An upgraded `/ws` socket goes to the subscription the controller hands out.
 //!
-//! May touch: [`control`](crate::control), and the notifier it hands upgraded `/ws` sockets to.
+//! May touch: [`control`](crate::control) only (and the runtime's timeout).
 //!
 //! Connections run on an executor owned by [`Server::serve`]'s future, so cancelling that
 //! future closes every connection at once: that is how shutdown stops the listener.
 mod access;
 mod request;
 mod response;
+mod token;
 
 use std::cell::Cell;
 use std::io;
@@ -25,11 +27,12 @@ use async_io::{Async, Timer};
 use futures_lite::AsyncWriteExt;
 use serde_json::Value;
 
-use crate::control::{Command, Controller, TaskQuery};
+use crate::control::{CancelTarget, Command, Controller, TaskId};
 
 pub use access::Access;
 pub use request::{ReadError, Request, read_request};
 pub use response::Response;
+pub use token::{ApiToken, TokenError};
 
 /// The route prefix of the JSON API, as rotki's.
 pub const API_PREFIX: &str = "/api/1";
@@ -174,12 +177,12 @@ async fn serve_connection(mut stream: Async<TcpStream>, peer: SocketAddr, shared
         };
         let response = match route(&request, &shared).await {
             Routed::Respond(response) => response,
-            Routed::Upgrade { accept, since, notifier } => {
+            Routed::Upgrade { accept, since } => {
                 let switching = format!(
                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
                 );
                 if stream.write_all(switching.as_bytes()).await.is_ok() {
-                    notifier.serve_client(stream, buf, since).await;
+                    shared.controller.subscribe(since).serve_websocket(stream, buf).await;
                 }
                 return;
             }
@@ -197,8 +200,8 @@ async fn serve_connection(mut stream: Async<TcpStream>, peer: SocketAddr, shared
 enum Routed {
     /// An ordinary response.
     Respond(Response),
-    /// A valid WebSocket upgrade: answer 101 and hand the socket to the notifier.
-    Upgrade { accept: String, since: Option<u64>, notifier: Rc<crate::notifier::Notifier> },
+    /// A valid WebSocket upgrade: answer 101 and serve the socket as a subscription.
+    Upgrade { accept: String, since: Option<u64> },
 }
 
 /// Maps a request to its response or to a WebSocket upgrade.
@@ -228,12 +231,12 @@ async fn api_route(request: &Request, api_path: Option<&str>, controller: &Contr
     match (method, api_path) {
         ("GET", "/ping") => respond(controller.execute(Command::Ping).await),
         ("GET", "/messages") => respond(controller.execute(Command::Messages).await),
-        ("GET", "/tasks") => Response::envelope(200, controller.task_ids(), ""),
+        ("GET", "/tasks") => respond(controller.execute(Command::TasksIds).await),
         ("POST", "/control") => control_request(&request.body, controller).await,
         (_, "/control") => method_not_allowed("POST"),
         (_, "/ping" | "/messages" | "/tasks") => method_not_allowed("GET"),
         (method, path) if path.starts_with("/tasks/") => {
-            task_route(method, &path["/tasks/".len()..], controller)
+            task_route(method, &path["/tasks/".len()..], controller).await
         }
         _ => not_found(request),
     }
@@ -250,44 +253,43 @@ async fn control_request(body: &[u8], controller: &Controller) -> Response {
     };
     let command = match Command::parse(&request.method, request.params.as_ref()) {
         Ok(command) => command,
-        Err(err) => return Response::error(err.http_status(), &err.to_string()),
+        Err(err) => return error_response(&err),
     };
     respond(controller.execute(command).await)
 }
 
 /// `GET` and `DELETE /api/1/tasks/<id>`, with rotki's envelopes and texts.
-fn task_route(method: &str, id: &str, controller: &Controller) -> Response {
-    let Ok(id) = id.parse::<crate::tasks::TaskId>() else {
+async fn task_route(method: &str, id: &str, controller: &Controller) -> Response {
+    let Ok(id) = id.parse::<TaskId>() else {
         return Response::error(404, &format!("No task with id {id} found"));
     };
     match method {
-        "GET" => match controller.task_result(id) {
-            TaskQuery::Completed(outcome) => {
-                Response::envelope(200, serde_json::json!({ "status": "completed", "outcome": outcome }), "")
+        "GET" => match controller.execute(Command::TasksResult(id)).await {
+            Ok(result) if result["status"] == "pending" => {
+                Response::envelope(200, result, &format!("The task with id {id} is still pending"))
             }
-            TaskQuery::Pending => Response::envelope(
-                200,
-                serde_json::json!({ "status": "pending", "outcome": null }),
-                &format!("The task with id {id} is still pending"),
-            ),
-            TaskQuery::Unknown => Response::error(404, &format!("No task with id {id} found")),
+            other => respond(other),
         },
-        "DELETE" if controller.tasks().cancel(id) => Response::envelope(200, Value::Bool(true), ""),
-        "DELETE" => {
-            Response::error(404, &format!("Did not cancel task with id {id} because it could not be found"))
-        }
+        "DELETE" => match controller.execute(Command::TasksCancel(CancelTarget::Id(id))).await {
+            Ok(result) if result["cancelled"] == 1 => Response::envelope(200, Value::Bool(true), ""),
+            Ok(_) => Response::error(
+                404,
+                &format!("Did not cancel task with id {id} because it could not be found"),
+            ),
+            Err(err) => error_response(&err),
+        },
         _ => method_not_allowed("GET, DELETE"),
     }
 }
 
 /// Validates an RFC 6455 upgrade request.
 fn websocket_upgrade(request: &Request, controller: &Controller) -> Routed {
-    let Some(notifier) = controller.websocket_notifier() else {
+    if !controller.websockets_enabled() {
         return Routed::Respond(Response::error(
             404,
             "WebSocket notifications are disabled (feature flag websockets)",
         ));
-    };
+    }
     if request.method != "GET" {
         return Routed::Respond(method_not_allowed("GET"));
     }
@@ -313,14 +315,19 @@ fn websocket_upgrade(request: &Request, controller: &Controller) -> Routed {
         }
     };
     let accept = async_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-    Routed::Upgrade { accept, since, notifier }
+    Routed::Upgrade { accept, since }
 }
 
 fn respond(result: Result<Value, crate::control::Error>) -> Response {
     match result {
         Ok(value) => Response::envelope(200, value, ""),
-        Err(err) => Response::error(err.http_status(), &err.to_string()),
+        Err(err) => error_response(&err),
     }
+}
+
+/// A control error in rotki's envelope, with its status.
+fn error_response(err: &crate::control::Error) -> Response {
+    Response::envelope(err.http_status(), err.http_result(), &err.to_string())
 }
 
 fn not_found(request: &Request) -> Response {

@@ -1,7 +1,7 @@
 //! A synchronous client of the control socket, for `robinctl`, scripts and tests.
 //!
-//! Owns nothing of the daemon: it speaks the wire format of [`ipc`](crate::ipc) over a
-//! `UnixStream` with plain blocking I/O, so it needs no executor.
+//! Owns nothing of the daemon: it speaks the control protocol ([`wire`](super::wire)) over
+//! a `UnixStream` with plain blocking I/O, so it needs no executor.
 //!
 //! May touch: the control socket it is pointed at.
 use std::io::{BufRead, BufReader, Write};
@@ -21,9 +21,9 @@ pub enum Error {
     /// No daemon answers on the socket.
     #[error("cannot connect to {} ({source}); is robind running?", .path.display())]
     Connect {
-        /// The socket.
+        /// The control socket's path.
         path: PathBuf,
-        /// The cause.
+        /// Why connecting failed (no such file: no daemon; refused: a stale socket).
         source: std::io::Error,
     },
     /// The connection broke or timed out.
@@ -35,9 +35,9 @@ pub enum Error {
     /// The daemon answered with an error.
     #[error("{message}")]
     Daemon {
-        /// Its code (JSON-RPC numbering).
+        /// The error's code (JSON-RPC numbering; see `control::wire`).
         code: i64,
-        /// Its message.
+        /// The daemon's explanation, meant for the user.
         message: String,
     },
 }
@@ -83,7 +83,7 @@ impl Client {
     /// Turns this connection into a stream of notifications (see [`Client::next_message`]).
     pub fn subscribe(&mut self, since: Option<u64>) -> Result<(), Error> {
         let params = since.map_or(json!({}), |since| json!({ "since": since }));
-        self.call("subscribe", params).map(drop)
+        self.call(super::wire::SUBSCRIBE, params).map(drop)
     }
 
     /// The next JSON object from the daemon; `None` when it closed the connection. Waits

@@ -1,0 +1,222 @@
+//! The command catalogue: what a client may ask, and how each method's params are parsed.
+//!
+//! [`COMMANDS`] is the one table of methods: the dispatcher, `unknown method` messages and
+//! the property tests all read it.
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::error::{Error, Result};
+use super::params::{self, Invalid, Params};
+use crate::db::Account;
+use crate::tasks::TaskId;
+
+/// Something a client asks the daemon to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command {
+    /// Liveness check; answers `true`.
+    Ping,
+    /// Version, uptime, pid, endpoints, feature flags and notifier counters.
+    Status,
+    /// Takes the kept user-facing errors and warnings (`GET /api/1/messages`).
+    Messages,
+    /// Turns the periodic scheduler on or off: `{"enabled": bool}`.
+    Schedule {
+        /// Whether periodic jobs should run.
+        enabled: bool,
+    },
+    /// The live and recently finished tasks.
+    TasksList,
+    /// The async task API's tasks: `{"pending": [ids], "completed": [ids]}` (`GET /api/1/tasks`).
+    TasksIds,
+    /// Cancels a task by number, or every task whose name starts with a prefix.
+    TasksCancel(CancelTarget),
+    /// Runs a registered job now; answers its task number (rotki's `async_query`).
+    TasksRun(String),
+    /// A task's outcome, as `GET /api/1/tasks/<id>` gives it (read once).
+    TasksResult(TaskId),
+    /// The feature flags.
+    Flags,
+    /// Tracks an asset.
+    AssetsAdd(String),
+    /// Stops tracking an asset.
+    AssetsRemove(String),
+    /// The tracked assets.
+    AssetsList,
+    /// Tracks an account.
+    AccountsAdd(Account),
+    /// Stops tracking an account and cancels its running queries.
+    AccountsRemove {
+        /// The chain the account is on, such as `eth`.
+        chain: String,
+        /// The account's address, lower-cased.
+        address: String,
+    },
+    /// The tracked accounts.
+    AccountsList,
+    /// One setting, or all of them with defaults.
+    SettingsGet(Option<String>),
+    /// Changes a setting.
+    SettingsSet {
+        /// The setting's name, one of [`params::SETTINGS`].
+        name: String,
+        /// The new value, already checked.
+        value: String,
+    },
+    /// Writes a backup of the database to a path.
+    Backup(PathBuf),
+    /// Opens a user's encrypted database (created on first unlock) and makes it current.
+    Unlock {
+        /// The user's name (also the directory name).
+        username: String,
+        /// The database password.
+        password: crate::db::Password,
+    },
+    /// Closes the user's database and returns to the default one.
+    Logout,
+    /// The latest balance snapshot and the balances behind it.
+    Snapshot,
+}
+
+/// What `tasks.cancel` cancels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CancelTarget {
+    /// One task by number.
+    Id(TaskId),
+    /// Every live task whose name starts with this.
+    NamePrefix(String),
+}
+
+/// Builds a command from its params; the error says what is wrong with them.
+type Parser = fn(&Params<'_>) -> std::result::Result<Command, Invalid>;
+
+/// Every method, in the order `unknown method` lists them, with its parser.
+pub const COMMANDS: &[(&str, Parser)] = &[
+    ("ping", |p| p.none(Command::Ping)),
+    ("status", |p| p.none(Command::Status)),
+    ("flags", |p| p.none(Command::Flags)),
+    ("messages", |p| p.none(Command::Messages)),
+    ("schedule", |p| Ok(Command::Schedule { enabled: p.required_bool("enabled")? })),
+    ("tasks.list", |p| p.none(Command::TasksList)),
+    ("tasks.ids", |p| p.none(Command::TasksIds)),
+    ("tasks.cancel", parse_cancel),
+    ("tasks.run", |p| Ok(Command::TasksRun(p.required_str("job")?.to_string()))),
+    ("tasks.result", |p| Ok(Command::TasksResult(TaskId(p.required_u64("id")?)))),
+    ("assets.add", |p| Ok(Command::AssetsAdd(params::asset(p.required_str("asset")?)?))),
+    ("assets.remove", |p| Ok(Command::AssetsRemove(params::asset(p.required_str("asset")?)?))),
+    ("assets.list", |p| p.none(Command::AssetsList)),
+    ("accounts.add", parse_account_add),
+    ("accounts.remove", |p| {
+        let address = params::evm_address(p.required_str("address")?)?;
+        Ok(Command::AccountsRemove { chain: params::chain(p.optional_str("chain")?)?, address })
+    }),
+    ("accounts.list", |p| p.none(Command::AccountsList)),
+    ("settings.get", parse_settings_get),
+    ("settings.set", |p| {
+        let name = p.required_str("name")?;
+        let value = params::setting(name, p.required_str("value")?)?;
+        Ok(Command::SettingsSet { name: name.to_string(), value })
+    }),
+    ("backup", parse_backup),
+    ("unlock", parse_unlock),
+    ("logout", |p| p.none(Command::Logout)),
+    ("snapshot", |p| p.none(Command::Snapshot)),
+];
+
+/// The method names, in table order.
+pub fn methods() -> impl Iterator<Item = &'static str> {
+    COMMANDS.iter().map(|(name, _)| *name)
+}
+
+/// The method names as one comma-separated list, for messages.
+pub fn known_methods() -> String {
+    methods().collect::<Vec<_>>().join(", ")
+}
+
+impl Command {
+    /// Parses a method name and its params (`None` or `{}` for commands that take none).
+    pub fn parse(method: &str, params: Option<&Value>) -> Result<Command> {
+        let (_, parse) = COMMANDS
+            .iter()
+            .find(|(name, _)| *name == method)
+            .ok_or_else(|| Error::UnknownMethod(method.to_string()))?;
+        parse(&Params::new(params))
+            .map_err(|Invalid(reason)| Error::InvalidParams { method: method.to_string(), reason })
+    }
+}
+
+fn parse_cancel(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
+    let usage = r#"expected {"id": N} or {"name_prefix": "..."} (one of them)"#;
+    let target = match (p.optional_u64("id").ok().flatten(), p.optional_str("name_prefix").ok().flatten()) {
+        (Some(id), None) => CancelTarget::Id(TaskId(id)),
+        (None, Some(prefix)) if !prefix.is_empty() => CancelTarget::NamePrefix(prefix.to_string()),
+        _ => return Err(Invalid(usage.into())),
+    };
+    Ok(Command::TasksCancel(target))
+}
+
+fn parse_account_add(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
+    let address = params::evm_address(p.required_str("address")?)?;
+    let chain = params::chain(p.optional_str("chain")?)?;
+    let label = p.optional_str("label")?.map(str::to_string);
+    Ok(Command::AccountsAdd(Account { chain, address, label }))
+}
+
+fn parse_settings_get(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
+    let name = p.optional_str("name")?;
+    if let Some(name) = name {
+        params::setting_default(name)?;
+    }
+    Ok(Command::SettingsGet(name.map(str::to_string)))
+}
+
+fn parse_backup(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
+    let path = PathBuf::from(p.required_str("path")?);
+    if !path.is_absolute() {
+        return Err(Invalid("path must be absolute (the daemon's working directory is not yours)".into()));
+    }
+    Ok(Command::Backup(path))
+}
+
+fn parse_unlock(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
+    let username = params::username(p.required_str("username")?)?;
+    let password = p.required_str("password")?;
+    if password.is_empty() {
+        return Err(Invalid("the password may not be empty".into()));
+    }
+    Ok(Command::Unlock { username, password: crate::db::Password::new(password.to_string()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn params_are_checked() {
+        assert_eq!(Command::parse("status", Some(&json!({}))).unwrap(), Command::Status);
+        let err = Command::parse("ping", Some(&json!([1]))).unwrap_err();
+        assert_eq!(err.to_string(), "invalid params for 'ping': takes no params");
+        assert_eq!(err.code(), -32602);
+        let err = Command::parse("tasks.cancel", Some(&json!({"id": 1, "name_prefix": "a"}))).unwrap_err();
+        assert!(err.to_string().contains("one of them"), "{err}");
+    }
+
+    #[test]
+    fn unknown_methods_list_the_table() {
+        let err = Command::parse("pnig", None).unwrap_err();
+        assert!(err.to_string().starts_with("unknown method 'pnig' (known: ping, status, flags"), "{err}");
+        assert!(err.to_string().ends_with("logout, snapshot)"), "{err}");
+    }
+
+    #[test]
+    fn every_table_entry_parses_its_own_name() {
+        for name in methods() {
+            // With no params a command either parses or says what it needs: never "unknown".
+            if let Err(err) = Command::parse(name, None) {
+                assert!(matches!(err, Error::InvalidParams { .. }), "{name}: {err}");
+            }
+        }
+    }
+}

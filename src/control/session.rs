@@ -1,0 +1,156 @@
+//! The session: which database is current (the default one, or an unlocked user's) and the
+//! switch between them.
+//!
+//! Commands and jobs ask the session for the current database when they run, so after an
+//! `unlock` they work on the user's database. A switch starts clean, as a rotki login does:
+//! every task is cancelled, scheduling is off, and last-run times and job intervals come from
+//! the new database.
+use std::cell::RefCell;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use super::error::{Error, Result};
+use super::params;
+use crate::db::{self, Database};
+use crate::tasks::{DatabaseStore, Scheduler, TaskManager};
+
+/// The current database and who unlocked it. Lives on the loop thread; share it as `Rc`.
+#[derive(Debug)]
+pub struct Session {
+    /// Cancelled on every switch.
+    tasks: TaskManager,
+    /// The periodic scheduler, when the `scheduler` feature is on.
+    scheduler: RefCell<Option<Rc<Scheduler>>>,
+    /// The default (plain) database opened at start-up.
+    default: RefCell<Option<Database>>,
+    /// The unlocked user and their database, if any.
+    user: RefCell<Option<(String, Database)>>,
+    /// Where user databases live (`dir/<username>/robin.db`) and how they are opened.
+    user_databases: RefCell<Option<(PathBuf, db::Options)>>,
+}
+
+impl Session {
+    /// A session with no database yet.
+    pub fn new(tasks: TaskManager) -> Rc<Session> {
+        Rc::new(Session {
+            tasks,
+            scheduler: RefCell::default(),
+            default: RefCell::default(),
+            user: RefCell::default(),
+            user_databases: RefCell::default(),
+        })
+    }
+
+    /// The current database: the unlocked user's, else the default one.
+    pub fn database(&self) -> Option<Database> {
+        if let Some((_, db)) = self.user.borrow().as_ref() {
+            return Some(db.clone());
+        }
+        self.default.borrow().clone()
+    }
+
+    /// The current database, or the error a command reports without one.
+    pub fn require_database(&self) -> Result<Database> {
+        self.database().ok_or(Error::NoDatabase)
+    }
+
+    /// The unlocked user, if any.
+    pub fn user(&self) -> Option<String> {
+        self.user.borrow().as_ref().map(|(name, _)| name.clone())
+    }
+
+    /// Sets the default database (or none, after it closed).
+    pub fn set_default_database(&self, database: Option<Database>) {
+        *self.default.borrow_mut() = database;
+    }
+
+    /// Enables `unlock`: user databases live in `dir/<username>/robin.db`.
+    pub fn set_user_databases(&self, dir: PathBuf, options: db::Options) {
+        *self.user_databases.borrow_mut() = Some((dir, options));
+    }
+
+    /// Records the scheduler (or none).
+    pub fn set_scheduler(&self, scheduler: Option<Rc<Scheduler>>) {
+        *self.scheduler.borrow_mut() = scheduler;
+    }
+
+    /// The scheduler, when the `scheduler` feature is on.
+    pub fn scheduler(&self) -> Option<Rc<Scheduler>> {
+        self.scheduler.borrow().clone()
+    }
+
+    /// Opens a user's encrypted database (created on first unlock) and makes it current.
+    pub async fn unlock(&self, username: String, password: db::Password) -> Result<Database> {
+        if let Some(user) = self.user() {
+            return Err(Error::Conflict(format!("user '{user}' is unlocked; logout first")));
+        }
+        let (dir, options) =
+            self.user_databases.borrow().clone().ok_or(Error::Disabled("user databases are not set up"))?;
+        let user_dir = dir.join(&username);
+        let create = user_dir.clone();
+        blocking::unblock(move || std::fs::DirBuilder::new().recursive(true).mode(0o700).create(create))
+            .await
+            .map_err(|e| Error::Conflict(format!("cannot create {}: {e}", user_dir.display())))?;
+        let db = Database::open(&user_dir.join(crate::config::DATABASE_FILE_NAME), Some(password), options)
+            .await?;
+        self.switch_to(&db);
+        *self.user.borrow_mut() = Some((username.clone(), db.clone()));
+        self.apply_schedule_settings().await;
+        log::info!("user '{username}' unlocked");
+        Ok(db)
+    }
+
+    /// Closes the user's database and returns to the default one; the user's name.
+    pub async fn logout(&self) -> Result<String> {
+        let Some(username) = self.user() else {
+            return Err(Error::Conflict("no user is unlocked".into()));
+        };
+        self.close_user_database().await;
+        if let Some(db) = self.default.borrow().clone() {
+            self.switch_to(&db);
+        }
+        self.apply_schedule_settings().await;
+        log::info!("user '{username}' logged out");
+        Ok(username)
+    }
+
+    /// Closes the unlocked user's database, if any (logout, shutdown).
+    pub async fn close_user_database(&self) {
+        let user = self.user.borrow_mut().take();
+        if let Some((_, db)) = user {
+            db.close().await;
+        }
+    }
+
+    /// Applies the stored job intervals to the scheduler (at start, unlock and logout).
+    pub async fn apply_schedule_settings(&self) {
+        let Some(db) = self.database() else { return };
+        let Ok(stored) = db.settings().await else { return };
+        for (name, value) in stored {
+            self.apply_interval(&name, &value);
+        }
+    }
+
+    /// Applies one setting to the scheduler when it is a job's interval.
+    pub fn apply_interval(&self, setting: &str, value: &str) {
+        let Some((_, job)) = params::INTERVAL_SETTINGS.iter().find(|(s, _)| *s == setting) else { return };
+        let (Some(scheduler), Ok(secs)) = (self.scheduler(), value.parse::<u64>()) else { return };
+        scheduler.set_interval(job, std::time::Duration::from_secs(secs));
+    }
+
+    /// A switch starts clean: every task is cancelled, scheduling is off, and last-run times
+    /// come from the new database.
+    fn switch_to(&self, db: &Database) {
+        let cancelled = match self.scheduler() {
+            Some(scheduler) => {
+                scheduler.set_store(Rc::new(DatabaseStore::new(db.clone())));
+                scheduler.clear()
+            }
+            None => self.tasks.clear(),
+        };
+        if cancelled > 0 {
+            log::info!("cancelled {cancelled} tasks on the database switch");
+        }
+    }
+}
