@@ -67,6 +67,17 @@ pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "panic".to_string())
 }
 
+/// The longest wait robin computes a deadline for; anything longer is treated as this long.
+/// Far beyond any real interval, and far from `Instant`'s overflow on every platform.
+pub const FOREVER: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now + after`, saturating at [`FOREVER`] instead of panicking on overflow: a duration that
+/// comes from a setting or a peer must never be able to crash the loop.
+pub fn deadline_after(after: std::time::Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(after.min(FOREVER)).unwrap_or(now)
+}
+
 /// Runs `future` for at most `limit`: `Some(output)`, or `None` if the time ran out first (the
 /// future is then dropped, which cancels it at its current await).
 ///

@@ -68,7 +68,20 @@ fn settings_have_defaults_and_refuse_bad_values() {
     assert_eq!(all["main_currency"], "EUR");
     assert_eq!(all["prices_interval_secs"], "300");
     let bad = call(&sandbox, "settings.set", json!({"name": "prices_interval_secs", "value": "1"}));
-    assert!(bad["error"]["message"].as_str().unwrap().contains(">= 60"), "{bad}");
+    assert!(
+        bad["error"]["message"].as_str().unwrap().contains("from 60 (a minute) to 31536000 (a year)"),
+        "{bad}"
+    );
+    // Issue 12: a huge interval used to panic the scheduler's tick; it is refused at the door.
+    let huge = json!({"name": "balances_interval_secs", "value": u64::MAX.to_string()});
+    assert_eq!(call(&sandbox, "settings.set", huge)["error"]["code"], -32602);
+    let control = json!({"name": "rpc_url", "value": "http://node.example/\r\nX-Evil: 1"});
+    assert!(
+        call(&sandbox, "settings.set", control)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("control characters")
+    );
     let unknown = call(&sandbox, "settings.get", json!({"name": "colour"}));
     assert!(unknown["error"]["message"].as_str().unwrap().contains("known: main_currency"), "{unknown}");
     assert_eq!(
@@ -145,7 +158,7 @@ fn removing_an_account_cancels_its_running_queries() {
     let other = tasks.spawn_and_track("query_prices", never(), Default::default());
     let run = |method: &str, params: Value| {
         let command = robin::control::Command::parse(method, Some(&params)).unwrap();
-        ex.block_on(controller.execute(command)).unwrap()
+        ex.block_on(controller.execute(command, &robin::control::Caller::default())).unwrap()
     };
     run("accounts.add", json!({"address": address}));
     assert_eq!(

@@ -33,7 +33,11 @@ fn method() -> impl Strategy<Value = String> {
 }
 
 fn answer(controller: &Controller, bytes: &[u8]) -> Value {
-    let line = match futures_lite::future::block_on(robin::ipc::handle_line(bytes, controller)) {
+    let line = match futures_lite::future::block_on(robin::ipc::handle_line(
+        bytes,
+        controller,
+        &robin::control::Caller::default(),
+    )) {
         robin::ipc::Reply::Line(line) => line,
         // A blank line is skipped; a subscription is acknowledged in one line too.
         robin::ipc::Reply::Nothing => br#"{"id":null,"result":null}

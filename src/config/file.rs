@@ -88,6 +88,8 @@ pub(super) struct WebSocketTable {
     pub(super) client_queue_bytes: Option<usize>,
     /// Largest message a client may send.
     pub(super) max_message_bytes: Option<usize>,
+    /// Seconds a client may take no bytes before it is closed (default 30).
+    pub(super) write_timeout_secs: Option<u64>,
 }
 
 pub(super) fn read_file(path: &Path) -> Result<FileConfig> {

@@ -73,6 +73,12 @@ pub(super) fn notifier_limits(table: &WebSocketTable, file: Option<&Path>) -> Re
             d.max_incoming_message,
             1024..=16 * 1024 * 1024,
         )?,
+        write_timeout: secs(key.get(
+            "write_timeout_secs",
+            table.write_timeout_secs,
+            d.write_timeout.as_secs(),
+            1..=3600,
+        )?),
         ..d
     })
 }

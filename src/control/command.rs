@@ -159,7 +159,7 @@ fn parse_cancel(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
 fn parse_account_add(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
     let address = params::evm_address(p.required_str("address")?)?;
     let chain = params::chain(p.optional_str("chain")?)?;
-    let label = p.optional_str("label")?.map(str::to_string);
+    let label = p.optional_str("label")?.map(params::label).transpose()?;
     Ok(Command::AccountsAdd(Account { chain, address, label }))
 }
 

@@ -27,6 +27,34 @@ pub struct Endpoints {
     pub api_token_file: Option<PathBuf>,
 }
 
+/// Who sent a request, as far as its transport knows: the uid the kernel reports for a
+/// control-socket or loopback client, the address of any TCP client.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Caller {
+    /// The client's user, when the kernel says (Unix socket credentials, loopback TCP).
+    pub uid: Option<u32>,
+    /// The client's address, for TCP clients.
+    pub addr: Option<std::net::IpAddr>,
+}
+
+impl Caller {
+    /// A client on the control socket.
+    pub fn local(uid: u32) -> Caller {
+        Caller { uid: Some(uid), addr: None }
+    }
+}
+
+impl std::fmt::Display for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.uid, self.addr) {
+            (Some(uid), Some(addr)) => write!(f, "uid {uid} at {addr}"),
+            (Some(uid), None) => write!(f, "uid {uid}"),
+            (None, Some(addr)) => write!(f, "{addr}"),
+            (None, None) => f.write_str("an unidentified client"),
+        }
+    }
+}
+
 /// Executes commands against the daemon's parts. Lives on the loop thread.
 #[derive(Debug)]
 pub struct Controller {
@@ -90,16 +118,16 @@ impl Controller {
 
     /// What answers a WebSocket client's text messages: the response when it is a request
     /// (`{"method": ..}`), the text itself otherwise (rotki echoes). Holds the controller
-    /// weakly: the notifier keeps this handler and the controller keeps the notifier.
-    pub fn websocket_handler(self: &Rc<Self>) -> IncomingHandler {
+    /// weakly: a session outliving the daemon's controller just echoes.
+    pub fn websocket_handler(self: &Rc<Self>, caller: Caller) -> IncomingHandler {
         let controller = Rc::downgrade(self);
         Rc::new(move |text: String| {
-            let controller = controller.clone();
+            let (controller, caller) = (controller.clone(), caller.clone());
             Box::pin(async move {
                 let looks_like_request = text.trim_start().starts_with('{') && text.contains("\"method\"");
                 match (looks_like_request, controller.upgrade()) {
                     (true, Some(controller)) => match Request::parse(text.as_bytes()) {
-                        Ok(request) => Some(controller.answer(request).await.to_string()),
+                        Ok(request) => Some(controller.answer(request, &caller).await.to_string()),
                         Err(_) => Some(text), // not a request after all: echo
                     },
                     _ => Some(text),
@@ -109,9 +137,9 @@ impl Controller {
     }
 
     /// Answers one request: `{"id", "result"}` or `{"id", "error": {"code", "message"}}`.
-    pub async fn answer(&self, request: Request) -> Value {
+    pub async fn answer(&self, request: Request, caller: &Caller) -> Value {
         let outcome = match Command::parse(&request.method, request.params.as_ref()) {
-            Ok(command) => self.execute(command).await,
+            Ok(command) => self.execute(command, caller).await,
             Err(err) => Err(err),
         };
         match outcome {
@@ -120,8 +148,8 @@ impl Controller {
         }
     }
 
-    /// Runs one command.
-    pub async fn execute(&self, command: Command) -> Result<Value> {
+    /// Runs one command for `caller`.
+    pub async fn execute(&self, command: Command, caller: &Caller) -> Result<Value> {
         match command {
             Command::Ping => Ok(Value::Bool(true)),
             Command::Status => Ok(self.status()),
@@ -146,7 +174,7 @@ impl Controller {
             }
             Command::TasksResult(id) => self.task_result(id),
             Command::Unlock { username, password } => {
-                let db = self.session.unlock(username.clone(), password).await?;
+                let db = self.session.unlock(username.clone(), password, caller).await?;
                 Ok(json!({ "username": username, "database": db.describe() }))
             }
             Command::Logout => self.session.logout().await.map(|_| Value::Bool(true)),
@@ -281,7 +309,8 @@ mod tests {
         let controller = controller();
         controller
             .set_endpoints(Endpoints { http: Some("127.0.0.1:1".parse().unwrap()), ..Endpoints::default() });
-        let status = futures_lite::future::block_on(controller.execute(Command::Status)).unwrap();
+        let status =
+            futures_lite::future::block_on(controller.execute(Command::Status, &Caller::default())).unwrap();
         assert_eq!(status["http"], "127.0.0.1:1");
         assert_eq!(status["features"]["websockets"], true);
         assert_eq!(status["version"], crate::VERSION);
@@ -289,7 +318,9 @@ mod tests {
 
     #[test]
     fn data_commands_need_a_database() {
-        let err = futures_lite::future::block_on(controller().execute(Command::AssetsList)).unwrap_err();
+        let err =
+            futures_lite::future::block_on(controller().execute(Command::AssetsList, &Caller::default()))
+                .unwrap_err();
         assert!(matches!(err, Error::NoDatabase), "{err}");
     }
 }

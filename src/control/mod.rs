@@ -16,7 +16,7 @@
 //! ```
 //! use std::rc::Rc;
 //! use robin::config::Features;
-//! use robin::control::{Command, Controller, Session};
+//! use robin::control::{Caller, Command, Controller, Session};
 //! use robin::notifier::{Limits, Notifier};
 //! use robin::runtime::Spawner;
 //! use robin::tasks::TaskManager;
@@ -25,7 +25,7 @@
 //! let tasks = TaskManager::new(Spawner::new(), Rc::new(|_| {}), Rc::new(|_| {}));
 //! let controller = Controller::new(Features::defaults(), Notifier::new(Limits::default()), tasks.clone(), Session::new(tasks));
 //! let command = Command::parse("ping", None).unwrap();
-//! let result = futures_lite::future::block_on(controller.execute(command)).unwrap();
+//! let result = futures_lite::future::block_on(controller.execute(command, &Caller::default())).unwrap();
 //! assert_eq!(result, json!(true));
 //!
 //! let err = Command::parse("pnig", None).unwrap_err();
@@ -42,7 +42,7 @@ pub mod wire;
 /// Task numbers, as commands carry them.
 pub use crate::tasks::TaskId;
 pub use command::{COMMANDS, CancelTarget, Command, known_methods, methods};
-pub use controller::{Controller, Endpoints};
+pub use controller::{Caller, Controller, Endpoints};
 pub use error::{Error, Result};
 pub use params::SETTINGS;
 pub use session::Session;

@@ -8,13 +8,20 @@ use super::command::Command;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Invalid(pub String);
 
+/// A job interval's bounds in seconds: a minute to a year.
+pub const INTERVAL_SECS: std::ops::RangeInclusive<u64> = 60..=365 * 24 * 3600;
+/// Longest URL a setting may hold.
+pub const MAX_URL_BYTES: usize = 2048;
+/// Longest account label, in characters.
+pub const MAX_LABEL_CHARS: usize = 128;
+
 /// Settings that `settings.set` accepts, with their defaults (shown by `settings.get`).
 pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("main_currency", "USD", "the currency balances are valued in, e.g. EUR"),
     ("price_api_url", "https://api.coingecko.com/api/v3", "a CoinGecko-compatible price API"),
     ("rpc_url", "", "an Ethereum JSON-RPC endpoint"),
-    ("prices_interval_secs", "300", "seconds between price queries (>= 60)"),
-    ("balances_interval_secs", "3600", "seconds between balance queries (>= 60)"),
+    ("prices_interval_secs", "300", "seconds between price queries (60 to 31536000)"),
+    ("balances_interval_secs", "3600", "seconds between balance queries (60 to 31536000)"),
 ];
 
 /// A request's params, read field by field.
@@ -134,22 +141,57 @@ pub fn setting(name: &str, value: &str) -> Result<String, Invalid> {
             if ok {
                 Ok(value.into())
             } else {
-                Err(Invalid(format!("'{value}' is not a currency code such as EUR")))
+                Err(Invalid(format!("'{}' is not a currency code such as EUR", shown(value))))
             }
         }
-        "price_api_url" | "rpc_url" => {
-            if value.starts_with("http://") || value.starts_with("https://") {
-                Ok(value.trim_end_matches('/').into())
-            } else {
-                Err(Invalid(format!("'{value}' is not an http:// or https:// URL")))
-            }
-        }
+        "price_api_url" | "rpc_url" => http_url(value),
         "prices_interval_secs" | "balances_interval_secs" => match value.parse::<u64>() {
-            Ok(secs) if secs >= 60 => Ok(secs.to_string()),
-            _ => Err(Invalid(format!("'{value}' is not a number of seconds >= 60"))),
+            Ok(secs) if INTERVAL_SECS.contains(&secs) => Ok(secs.to_string()),
+            _ => Err(Invalid(format!(
+                "'{}' is not a number of seconds from {} (a minute) to {} (a year)",
+                shown(value),
+                INTERVAL_SECS.start(),
+                INTERVAL_SECS.end()
+            ))),
         },
         other => Err(unknown_setting(other)),
     }
+}
+
+/// An http:// or https:// URL with a host, checked by a real URL parser, at most
+/// [`MAX_URL_BYTES`], without control characters (which the parser would silently drop).
+pub fn http_url(value: &str) -> Result<String, Invalid> {
+    let refuse = |why: &str| Invalid(format!("'{}' is not a usable URL: {why}", shown(value)));
+    if value.len() > MAX_URL_BYTES {
+        return Err(refuse(&format!("longer than {MAX_URL_BYTES} bytes")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(refuse("it contains control characters"));
+    }
+    let url = url::Url::parse(value).map_err(|e| refuse(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(refuse("only http:// and https:// are supported"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(refuse("it has no host"));
+    }
+    Ok(value.trim_end_matches('/').into())
+}
+
+/// An account label: at most [`MAX_LABEL_CHARS`] characters, no control characters.
+pub fn label(raw: &str) -> Result<String, Invalid> {
+    if raw.chars().count() > MAX_LABEL_CHARS || raw.chars().any(char::is_control) {
+        return Err(Invalid(format!(
+            "a label is at most {MAX_LABEL_CHARS} characters without control characters"
+        )));
+    }
+    Ok(raw.to_string())
+}
+
+/// A value as an error message shows it: control characters escaped, long ones cut.
+fn shown(value: &str) -> String {
+    let escaped: String = value.chars().take(80).flat_map(char::escape_default).collect();
+    if value.chars().count() > 80 { format!("{escaped}...") } else { escaped }
 }
 
 /// A known setting's default; an error naming the known ones otherwise.
@@ -187,7 +229,14 @@ mod tests {
         assert!(setting("main_currency", "euro").is_err());
         assert_eq!(setting("rpc_url", "http://127.0.0.1:8545/").unwrap(), "http://127.0.0.1:8545");
         assert!(setting("rpc_url", "ftp://x").is_err());
+        assert!(setting("rpc_url", "http://").is_err(), "no host");
+        assert!(setting("rpc_url", "http://a b.example").is_err());
+        assert!(setting("rpc_url", "http://node.example/\n").unwrap_err().0.contains("control characters"));
+        assert!(setting("rpc_url", &format!("http://x/{}", "a".repeat(3000))).is_err());
         assert!(setting("prices_interval_secs", "5").is_err());
+        assert!(setting("prices_interval_secs", "18446744073709551615").is_err(), "no overflow at use");
+        assert!(setting("prices_interval_secs", "31536001").is_err(), "more than a year");
+        assert_eq!(setting("balances_interval_secs", "31536000").unwrap(), "31536000");
         assert!(setting("colour", "blue").unwrap_err().0.contains("known: main_currency"));
     }
 

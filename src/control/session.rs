@@ -5,11 +5,14 @@
 //! `unlock` they work on the user's database. A switch starts clean, as a rotki login does:
 //! every task is cancelled, scheduling is off, and last-run times and job intervals come from
 //! the new database.
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
+use super::controller::Caller;
 use super::error::{Error, Result};
 use super::params;
 use crate::db::{self, Database};
@@ -28,6 +31,35 @@ pub struct Session {
     user: RefCell<Option<(String, Database)>>,
     /// Where user databases live (`dir/<username>/robin.db`) and how they are opened.
     user_databases: RefCell<Option<(PathBuf, db::Options)>>,
+    /// An unlock or logout is in progress: another one is refused until it ends.
+    switching: Cell<bool>,
+    /// Wrong passwords in a row per caller, and when that caller may try again.
+    failures: RefCell<HashMap<Caller, (u32, Instant)>>,
+}
+
+/// The longest a caller waits between unlock attempts after wrong passwords.
+pub const MAX_UNLOCK_BACKOFF: Duration = Duration::from_secs(300);
+/// Callers whose failures are remembered; the oldest are forgotten past this.
+const MAX_REMEMBERED_CALLERS: usize = 1024;
+
+/// Holds the session's switch for one unlock or logout.
+struct Switching<'a>(&'a Cell<bool>);
+
+impl<'a> Switching<'a> {
+    fn begin(flag: &'a Cell<bool>) -> Result<Switching<'a>> {
+        if flag.replace(true) {
+            return Err(Error::Conflict(
+                "another unlock or logout is in progress; try again when it ends".into(),
+            ));
+        }
+        Ok(Switching(flag))
+    }
+}
+
+impl Drop for Switching<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
 }
 
 impl Session {
@@ -39,6 +71,8 @@ impl Session {
             default: RefCell::default(),
             user: RefCell::default(),
             user_databases: RefCell::default(),
+            switching: Cell::new(false),
+            failures: RefCell::default(),
         })
     }
 
@@ -80,14 +114,35 @@ impl Session {
         self.scheduler.borrow().clone()
     }
 
-    /// Opens a user's encrypted database (created on first unlock) and makes it current.
-    pub async fn unlock(&self, username: String, password: db::Password) -> Result<Database> {
+    /// Opens a user's encrypted database (created on first unlock) and makes it current. One
+    /// unlock or logout at a time; after a wrong password, `caller` waits longer each time
+    /// before it may try again.
+    pub async fn unlock(
+        &self,
+        username: String,
+        password: db::Password,
+        caller: &Caller,
+    ) -> Result<Database> {
+        let _switching = Switching::begin(&self.switching)?;
         if let Some(user) = self.user() {
             return Err(Error::Conflict(format!("user '{user}' is unlocked; logout first")));
         }
+        self.check_backoff(caller)?;
+        let opened = self.open_user(&username, password).await;
+        match &opened {
+            Err(Error::Database(db::Error::WrongPassword(_))) => self.record_failure(&username, caller),
+            Ok(_) => {
+                self.failures.borrow_mut().remove(caller);
+            }
+            Err(_) => {}
+        }
+        opened
+    }
+
+    async fn open_user(&self, username: &str, password: db::Password) -> Result<Database> {
         let (dir, options) =
             self.user_databases.borrow().clone().ok_or(Error::Disabled("user databases are not set up"))?;
-        let user_dir = dir.join(&username);
+        let user_dir = dir.join(username);
         let create = user_dir.clone();
         blocking::unblock(move || std::fs::DirBuilder::new().recursive(true).mode(0o700).create(create))
             .await
@@ -95,14 +150,44 @@ impl Session {
         let db = Database::open(&user_dir.join(crate::config::DATABASE_FILE_NAME), Some(password), options)
             .await?;
         self.switch_to(&db);
-        *self.user.borrow_mut() = Some((username.clone(), db.clone()));
+        *self.user.borrow_mut() = Some((username.to_string(), db.clone()));
         self.apply_schedule_settings().await;
         log::info!("user '{username}' unlocked");
         Ok(db)
     }
 
+    /// Refuses an unlock from a caller still waiting after wrong passwords.
+    fn check_backoff(&self, caller: &Caller) -> Result<()> {
+        match self.failures.borrow().get(caller) {
+            Some((_, until)) if *until > Instant::now() => {
+                let wait = until.duration_since(Instant::now()).as_secs() + 1;
+                Err(Error::Conflict(format!("too many wrong passwords; try again in {wait} s")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a wrong password: the caller waits 1, 2, 4, ... seconds (at most
+    /// [`MAX_UNLOCK_BACKOFF`]) before the next attempt. The password itself is never logged.
+    fn record_failure(&self, username: &str, caller: &Caller) {
+        let mut failures = self.failures.borrow_mut();
+        if failures.len() >= MAX_REMEMBERED_CALLERS && !failures.contains_key(caller) {
+            let oldest = failures.iter().min_by_key(|(_, (_, until))| *until).map(|(c, _)| c.clone());
+            if let Some(oldest) = oldest {
+                failures.remove(&oldest);
+            }
+        }
+        let count = failures.get(caller).map_or(0, |(n, _)| *n).saturating_add(1);
+        let wait = Duration::from_secs(1u64 << (count - 1).min(16)).min(MAX_UNLOCK_BACKOFF);
+        failures.insert(caller.clone(), (count, crate::runtime::deadline_after(wait)));
+        log::warn!(
+            "unlock of user '{username}' by {caller}: wrong password ({count} in a row); next attempt allowed in {wait:?}"
+        );
+    }
+
     /// Closes the user's database and returns to the default one; the user's name.
     pub async fn logout(&self) -> Result<String> {
+        let _switching = Switching::begin(&self.switching)?;
         let Some(username) = self.user() else {
             return Err(Error::Conflict("no user is unlocked".into()));
         };

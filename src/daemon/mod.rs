@@ -21,6 +21,7 @@ use futures_lite::StreamExt;
 use crate::config::{Config, Environment, Feature};
 use crate::control::{Controller, Endpoints, Session};
 use crate::notifier::{self, Message, Notifier, NotifierHandle};
+use crate::peers::Policy;
 use crate::runtime::Spawner;
 use crate::server::ApiToken;
 use crate::systemd::{self, ActivatedSockets, ServiceManager};
@@ -78,6 +79,18 @@ pub enum Error {
     /// The API token file could not be read or written.
     #[error(transparent)]
     Token(#[from] server::TokenError),
+    /// The kernel cannot say who is behind a TCP connection, and no token keeps others out.
+    #[error(
+        "cannot tell which user is behind a TCP connection (netlink sock_diag); allow AF_NETLINK, \
+         or require an API token with --generate-api-token"
+    )]
+    PeerLookup(#[source] std::io::Error),
+    /// A listener other machines can reach, and no token to keep them out.
+    #[error(
+        "refusing to listen on {0} without an API token: other machines could use the whole API; \
+         set --generate-api-token or --api-token-file, or listen on 127.0.0.1"
+    )]
+    ExposedWithoutToken(std::net::SocketAddr),
 }
 
 /// Runs the daemon until SIGTERM or SIGINT, then shuts down gracefully.
@@ -100,11 +113,34 @@ pub fn run(config: Config, env: &Environment) -> Result<()> {
         env.get(systemd::ENV_WATCHDOG_USEC).map(|v| v.as_os_str()),
         env.get(systemd::ENV_WATCHDOG_PID).map(|v| v.as_os_str()),
     );
+    if config.features.enabled(Feature::Ipc) || config.generate_api_token.value {
+        ipc::secure_dir(&config.runtime_dir.value)?;
+    }
     let token = api_token(&config)?;
+    let local = tcp.local_addr().map_err(|source| Error::Listen { addr: config.listen.value, source })?;
+    // On loopback the kernel says which user each client is; elsewhere only a token can.
+    if !local.ip().is_loopback() && token.is_none() {
+        return Err(Error::ExposedWithoutToken(local));
+    }
+    raise_fd_limit();
 
     let ex = Spawner::new();
     let parts = wire(&ex, &config, tcp, ipc_listener, token)?;
     ex.block_on(serve(&ex, &config, parts, Lifecycle { service, watchdog, signals }))
+}
+
+/// Raises the soft limit on open files to the hard limit: every client is a file descriptor,
+/// and the default soft limit (1024) is below the listener's own connection bound.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => log::debug!("open files limit raised from {:?} to {:?}", limit.current, limit.maximum),
+            Err(err) => log::warn!("cannot raise the open files limit ({:?}): {err}", limit.current),
+        }
+    }
 }
 
 /// The control socket: the one systemd handed over, or a fresh one (when the feature is on).
@@ -160,15 +196,14 @@ fn wire(
     let session = Session::new(tasks.clone());
     let controller =
         Rc::new(Controller::new(config.features.clone(), notifier.clone(), tasks.clone(), session.clone()));
-    // WebSocket clients may send the same requests as the control socket, answered in-band.
-    notifier.set_incoming_handler(controller.websocket_handler());
     let listen_err = |source| Error::Listen { addr: config.listen.value, source };
     let access = server::Access {
         allowed_origins: config.ws_origins.value.clone(),
         api_token: token.as_ref().map(|t| t.token.clone()),
         ..server::Access::for_listener(tcp.local_addr().map_err(listen_err)?)
     };
-    let http = server::Server::with_access(tcp, controller.clone(), server::Limits::default(), access)
+    let peers = tcp_peers(config, token.is_some())?;
+    let http = server::Server::with_access(tcp, controller.clone(), server::Limits::default(), access, peers)
         .map_err(listen_err)?;
     let ipc = ipc_listener
         .map(|listener| {
@@ -184,6 +219,19 @@ fn wire(
     };
     controller.set_endpoints(endpoints.clone());
     Ok(Parts { notifier, tasks, session, http, ipc, endpoints })
+}
+
+/// How the TCP listener tells users apart: by uid where the kernel can say (it cannot in a
+/// sandbox without AF_NETLINK); there, the API token alone is accepted as the gate.
+fn tcp_peers(config: &Config, has_token: bool) -> Result<server::Peers> {
+    match server::Peers::by_uid(Policy::new(&config.ipc_allow_uids)) {
+        Ok(peers) => Ok(peers),
+        Err(err) if has_token => {
+            log::warn!("cannot tell TCP clients' users apart ({err}); the API token is the only gate");
+            Ok(server::Peers::TokenOnly)
+        }
+        Err(err) => Err(Error::PeerLookup(err)),
+    }
 }
 
 /// The task tracker, reporting user errors to the messages aggregator and job progress as

@@ -253,12 +253,13 @@ impl Database {
             let mut runs = Vec::new();
             for row in rows {
                 let (name, secs) = row?;
-                let (Some(job), Some(secs)) =
-                    (name.strip_prefix(LAST_RUN_PREFIX), secs.and_then(|s| s.parse().ok()))
-                else {
-                    continue;
-                };
-                runs.push((job.to_string(), UNIX_EPOCH + Duration::from_secs_f64(secs)));
+                // A value that is not a time (a damaged row) is skipped: the job counts as due.
+                let at = secs
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .and_then(|d| UNIX_EPOCH.checked_add(d));
+                let (Some(job), Some(at)) = (name.strip_prefix(LAST_RUN_PREFIX), at) else { continue };
+                runs.push((job.to_string(), at));
             }
             Ok(runs)
         })

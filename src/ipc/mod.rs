@@ -3,7 +3,8 @@
 //! Owns the listener, the socket file (removed when [`SocketFile`] drops), the wire protocol
 //! and one handler per client. Every request is handed to [`control`](crate::control).
 //!
-//! May touch: [`control`](crate::control) only (and the runtime's timeout).
+//! May touch: [`control`](crate::control) and [`peers`](crate::peers) (and the runtime's
+//! timeout).
 //!
 //! # Wire format
 //!
@@ -30,13 +31,13 @@
 //!
 //! # Security
 //!
-//! The socket is created in a directory of mode 0700 and then set to 0600, so no other user
-//! can reach it between `bind` and `chmod`. Each client's credentials are read with
-//! `SO_PEERCRED`: only the daemon's own uid, root and the uids listed in `ipc_allow_uids` are
-//! served.
-use std::cell::Cell;
+//! The socket is created in a directory only its owner can write ([`secure_dir`]) and set to
+//! 0600. Each client's credentials are read with `SO_PEERCRED` and checked against the
+//! [`peers`](crate::peers) rule: only the daemon's own uid, root and the uids listed in
+//! `ipc_allow_uids` are served, at most [`MAX_CONNECTIONS_PER_UID`] clients each, with
+//! [`OWNER_RESERVED`] of the [`MAX_CONNECTIONS`] slots kept for the owner.
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -48,8 +49,9 @@ use futures_lite::io::BufReader;
 use futures_lite::{AsyncBufReadExt, AsyncWriteExt};
 use serde_json::Value;
 
-use crate::control::Controller;
 use crate::control::wire::{self, CODE_INVALID_REQUEST, Request, SUBSCRIBE, to_line};
+use crate::control::{Caller, Controller};
+use crate::peers::{self, Policy, Slots};
 
 /// Longest request line accepted.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -59,6 +61,11 @@ pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300
 
 /// Most simultaneous clients; later ones are told so and closed.
 pub const MAX_CONNECTIONS: usize = 64;
+/// Most simultaneous clients of one user.
+pub const MAX_CONNECTIONS_PER_UID: usize = 32;
+/// Slots only the daemon's own user and root may take, so that an allowed other user cannot
+/// lock robinctl out.
+pub const OWNER_RESERVED: usize = 8;
 /// The longest path a Unix socket address can hold on Linux (`sun_path` less its NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
 
@@ -75,6 +82,14 @@ pub enum Error {
     /// A live daemon answers on the socket already.
     #[error("socket {} is in use by another running daemon", .0.display())]
     InUse(PathBuf),
+    /// The runtime directory could be changed by someone else; robin does not change its mode.
+    #[error("runtime directory {} {reason}; use a directory only you can write (--runtime-dir)", .path.display())]
+    UnsafeDir {
+        /// The runtime directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Creating the directory, removing a stale socket or binding failed.
     #[error("cannot create control socket {}", .path.display())]
     Bind {
@@ -120,8 +135,7 @@ pub fn bind(path: &Path) -> Result<(UnixListener, SocketFile)> {
         return Err(Error::PathTooLong(path.to_path_buf()));
     }
     if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(bind_err)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(bind_err)?;
+        secure_dir(dir)?;
     }
     if path.exists() {
         match UnixStream::connect(path) {
@@ -138,6 +152,36 @@ pub fn bind(path: &Path) -> Result<(UnixListener, SocketFile)> {
     Ok((listener, file))
 }
 
+/// Makes `dir` ready to hold the control socket and the API token: creates it (mode 0700) when
+/// it is missing; an existing one must belong to this user and be writable by nobody else.
+/// robin never changes the mode of a directory it did not create: a shared directory is
+/// refused, not repaired behind its owner's back.
+///
+/// Call before the loop starts.
+pub fn secure_dir(dir: &Path) -> Result<()> {
+    let unsafe_dir = |reason: String| Error::UnsafeDir { path: dir.to_path_buf(), reason };
+    let meta = match std::fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            let create = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir);
+            return create.map_err(|source| Error::Bind { path: dir.to_path_buf(), source });
+        }
+        Err(source) => return Err(Error::Bind { path: dir.to_path_buf(), source }),
+    };
+    if !meta.is_dir() {
+        return Err(unsafe_dir("is not a directory".into()));
+    }
+    let ours = rustix::process::geteuid().as_raw();
+    if meta.uid() != ours {
+        return Err(unsafe_dir(format!("belongs to uid {}, not to robind's uid {ours}", meta.uid())));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(unsafe_dir(format!("is writable by other users (mode {mode:04o})")));
+    }
+    Ok(())
+}
+
 /// Serves the control protocol on a bound listener.
 #[derive(Debug)]
 pub struct Server {
@@ -145,10 +189,10 @@ pub struct Server {
     listener: Async<UnixListener>,
     /// Where requests go.
     controller: Rc<Controller>,
-    /// Clients connected now.
-    open: Rc<Cell<usize>>,
-    /// Users besides the daemon's own and root who may connect.
-    allowed_uids: Rc<[u32]>,
+    /// Clients connected now, in all and per user.
+    slots: Rc<Slots<u32>>,
+    /// Who may connect: the daemon's own user, root and `ipc_allow_uids`.
+    policy: Policy,
     /// See [`IDLE_TIMEOUT`].
     idle_timeout: Duration,
 }
@@ -159,8 +203,8 @@ impl Server {
         Ok(Server {
             listener: Async::new(listener)?,
             controller,
-            open: Rc::default(),
-            allowed_uids: Rc::from([]),
+            slots: Slots::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_UID),
+            policy: Policy::new(&[]),
             idle_timeout: IDLE_TIMEOUT,
         })
     }
@@ -173,8 +217,12 @@ impl Server {
 
     /// Also serves these users (by uid), besides the daemon's own user and root.
     pub fn with_allowed_uids(mut self, uids: &[u32]) -> Server {
-        self.allowed_uids = Rc::from(uids);
+        self.policy = Policy::new(uids);
         self
+    }
+
+    fn admission(&self) -> Admission {
+        Admission { slots: self.slots.clone(), policy: self.policy.clone(), idle_timeout: self.idle_timeout }
     }
 
     /// The socket's path (for an activated socket, wherever the service manager put it).
@@ -190,9 +238,7 @@ impl Server {
                 loop {
                     match self.listener.accept().await {
                         Ok((stream, _)) => {
-                            let limits = (self.allowed_uids.clone(), self.idle_timeout);
-                            let client =
-                                serve_client(stream, self.controller.clone(), self.open.clone(), limits);
+                            let client = serve_client(stream, self.controller.clone(), self.admission());
                             // Detached on purpose: `clients` is owned by this future, so
                             // dropping the server cancels every client with it.
                             clients.spawn(client).detach();
@@ -208,24 +254,36 @@ impl Server {
     }
 }
 
-async fn serve_client(
-    stream: Async<UnixStream>,
-    controller: Rc<Controller>,
-    open: Rc<Cell<usize>>,
-    (allowed_uids, idle_timeout): (Rc<[u32]>, Duration),
-) {
-    open.set(open.get() + 1);
-    let _count = scopeguard(open.clone());
+/// What a new client is checked against.
+struct Admission {
+    slots: Rc<Slots<u32>>,
+    policy: Policy,
+    idle_timeout: Duration,
+}
+
+async fn serve_client(stream: Async<UnixStream>, controller: Rc<Controller>, admission: Admission) {
     let mut writer = &stream;
-    if open.get() > MAX_CONNECTIONS {
-        let _ = writer.write_all(&error_line(&Value::Null, CODE_INVALID_REQUEST, "too many clients")).await;
-        return;
-    }
-    if let Err(reason) = check_peer(stream.get_ref(), &allowed_uids) {
-        log::warn!("ipc: refused client: {reason}");
-        let _ = writer.write_all(&error_line(&Value::Null, CODE_INVALID_REQUEST, &reason)).await;
-        return;
-    }
+    let admitted = peers::unix_peer_uid(stream.get_ref())
+        .map_err(|e| format!("cannot read peer credentials: {e}"))
+        .and_then(|uid| admission.policy.check(uid).map(|()| uid));
+    let uid = match admitted {
+        Ok(uid) => uid,
+        Err(reason) => {
+            log::warn!("ipc: refused a client: {reason}");
+            let _ = writer.write_all(&error_line(&Value::Null, CODE_INVALID_REQUEST, &reason)).await;
+            return;
+        }
+    };
+    let privileged = admission.policy.is_owner(uid);
+    let _slot = match admission.slots.take(uid, privileged, OWNER_RESERVED) {
+        Ok(slot) => slot,
+        Err(full) => {
+            let message = format!("too many clients: {full}");
+            let _ = writer.write_all(&error_line(&Value::Null, CODE_INVALID_REQUEST, &message)).await;
+            return;
+        }
+    };
+    let (caller, idle_timeout) = (Caller::local(uid), admission.idle_timeout);
     let mut reader = BufReader::new(&stream);
     let mut line = Vec::new();
     loop {
@@ -237,7 +295,7 @@ async fn serve_client(
             return;
         };
         let reply = match read {
-            Ok(LineRead::Line) => match handle_line(&line, &controller).await {
+            Ok(LineRead::Line) => match handle_line(&line, &controller, &caller).await {
                 Reply::Nothing => continue,
                 Reply::Line(reply) => reply,
                 Reply::Subscribe { ack, since } => {
@@ -277,8 +335,9 @@ pub enum Reply {
     },
 }
 
-/// Answers one request line; the connection's handler and the tests both go through here.
-pub async fn handle_line(line: &[u8], controller: &Controller) -> Reply {
+/// Answers one request line from `caller`; the connection's handler and the tests both go
+/// through here.
+pub async fn handle_line(line: &[u8], controller: &Controller, caller: &Caller) -> Reply {
     if line.iter().all(u8::is_ascii_whitespace) {
         return Reply::Nothing;
     }
@@ -290,25 +349,13 @@ pub async fn handle_line(line: &[u8], controller: &Controller) -> Reply {
             }
             Err(refusal) => Reply::Line(to_line(&refusal)),
         },
-        Ok(request) => Reply::Line(to_line(&controller.answer(request).await)),
+        Ok(request) => Reply::Line(to_line(&controller.answer(request, caller).await)),
         Err(error) => Reply::Line(to_line(&error)),
     }
 }
 
 fn error_line(id: &Value, code: i64, message: &str) -> Vec<u8> {
     to_line(&wire::error_response(id, code, message))
-}
-
-/// Only our own uid, root and the configured users may drive the daemon.
-fn check_peer(stream: &UnixStream, allowed_uids: &[u32]) -> std::result::Result<(), String> {
-    let creds = rustix::net::sockopt::socket_peercred(stream)
-        .map_err(|e| format!("cannot read peer credentials: {e}"))?;
-    let ours = rustix::process::getuid();
-    if creds.uid == ours || creds.uid.is_root() || allowed_uids.contains(&creds.uid.as_raw()) {
-        Ok(())
-    } else {
-        Err(format!("uid {} may not use this socket (owner uid {})", creds.uid.as_raw(), ours.as_raw()))
-    }
 }
 
 enum LineRead {
@@ -342,17 +389,6 @@ async fn read_line<R: futures_lite::AsyncBufRead + Unpin>(
     }
 }
 
-/// Decrements the client count when a client task ends or is cancelled.
-fn scopeguard(open: Rc<Cell<usize>>) -> impl Drop {
-    struct Guard(Rc<Cell<usize>>);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            self.0.set(self.0.get() - 1);
-        }
-    }
-    Guard(open)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,7 +403,8 @@ mod tests {
             tasks.clone(),
             crate::control::Session::new(tasks),
         );
-        let Reply::Line(bytes) = futures_lite::future::block_on(handle_line(line.as_bytes(), &controller))
+        let Reply::Line(bytes) =
+            futures_lite::future::block_on(handle_line(line.as_bytes(), &controller, &Caller::default()))
         else {
             panic!("{line} is not answered with a line");
         };
@@ -397,6 +434,28 @@ mod tests {
         assert_eq!(mode, 0o600);
         let dir_mode = std::fs::metadata(path.parent().unwrap())?.permissions().mode() & 0o777;
         assert_eq!(dir_mode, 0o700);
+        Ok(())
+    }
+
+    #[test]
+    fn shared_runtime_directories_are_refused_and_left_as_they_are()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared)?;
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777))?;
+        let err = bind(&shared.join("robind.sock")).unwrap_err().to_string();
+        assert!(err.contains("writable by other users (mode 0777)"), "{err}");
+        assert_eq!(std::fs::metadata(&shared)?.permissions().mode() & 0o777, 0o777, "not chmodded");
+        let file = dir.path().join("file");
+        std::fs::write(&file, "")?;
+        assert!(secure_dir(&file).unwrap_err().to_string().contains("is not a directory"));
+        // A directory of our own with a loose but safe mode is used as it is.
+        let readable = dir.path().join("readable");
+        std::fs::create_dir(&readable)?;
+        std::fs::set_permissions(&readable, std::fs::Permissions::from_mode(0o755))?;
+        secure_dir(&readable)?;
+        assert_eq!(std::fs::metadata(&readable)?.permissions().mode() & 0o777, 0o755);
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use super::outbox::{Outbox, State};
 
 /// Serves one subscriber until it closes the connection, falls behind, or the hub closes it.
-pub(crate) async fn serve(outbox: &Outbox, stream: Async<UnixStream>) {
+pub(crate) async fn serve(outbox: &Outbox, stream: Async<UnixStream>, write_timeout: std::time::Duration) {
     let write = async {
         while let Some(out) = outbox.pop().await {
             let Some(payload) = frame_payload(out.bytes()) else { continue };
@@ -22,7 +22,11 @@ pub(crate) async fn serve(outbox: &Outbox, stream: Async<UnixStream>) {
             let mut line = Vec::with_capacity(payload.len() + 1);
             line.extend_from_slice(payload);
             line.push(b'\n');
-            if (&stream).write_all(&line).await.is_err() {
+            if !matches!(
+                crate::runtime::timeout(write_timeout, (&stream).write_all(&line)).await,
+                Some(Ok(()))
+            ) {
+                log::debug!("ipc: a subscriber did not read within {write_timeout:?}; closing it");
                 return;
             }
         }

@@ -31,7 +31,6 @@ mod message;
 mod outbox;
 mod session;
 
-use std::cell::RefCell;
 use std::net::TcpStream;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -53,6 +52,11 @@ pub use session::{CLOSE_GRACE, CLOSE_TOO_SLOW};
 /// Answers a text message from a client: `Some(reply)` is sent back to that client only.
 pub type IncomingHandler = Rc<dyn Fn(String) -> BoxedLocal<Option<String>>>;
 
+/// Sends every text message back, as rotki's notifier does.
+pub fn echo() -> IncomingHandler {
+    Rc::new(|text| Box::pin(async move { Some(text) }))
+}
+
 /// Bounds of the notifier. Every one has a default that suits a desktop UI.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -72,6 +76,9 @@ pub struct Limits {
     pub pong_timeout: Duration,
     /// Undelivered errors kept for `GET /api/1/messages`. Default 100.
     pub kept_errors: usize,
+    /// How long a write to a client may make no progress before the client is closed: one that
+    /// stops reading is cut off even when nothing new is queued for it. Default 30 s.
+    pub write_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -85,6 +92,7 @@ impl Default for Limits {
             ping_interval: Duration::from_secs(20),
             pong_timeout: Duration::from_secs(20),
             kept_errors: 100,
+            write_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -131,8 +139,6 @@ pub struct Notifier {
     aggregator: aggregator::Aggregator,
     /// The bounds it was built with.
     limits: Limits,
-    /// What answers clients' text messages (an echo until the control layer installs itself).
-    incoming: RefCell<IncomingHandler>,
     /// Counters shared with other threads.
     stats: Arc<Stats>,
 }
@@ -150,12 +156,10 @@ impl Notifier {
     /// A notifier with no clients.
     pub fn new(limits: Limits) -> Rc<Notifier> {
         let stats = Arc::new(Stats::default());
-        let echo: IncomingHandler = Rc::new(|text| Box::pin(async move { Some(text) }));
         Rc::new(Notifier {
             hub: Hub::new(limits.clone(), stats.clone()),
             aggregator: aggregator::Aggregator::new(limits.kept_errors, stats.clone()),
             limits,
-            incoming: RefCell::new(echo),
             stats,
         })
     }
@@ -206,11 +210,6 @@ impl Notifier {
         self.stats.clone()
     }
 
-    /// Replaces what answers clients' text messages.
-    pub fn set_incoming_handler(&self, handler: IncomingHandler) {
-        *self.incoming.borrow_mut() = handler;
-    }
-
     /// Registers a subscriber: every message after `since` still in the replay ring is queued
     /// for it first (after a `replay_gap` when some are gone), then every new broadcast.
     /// Taking the replay and registering happen in one step, so nothing is missed or doubled.
@@ -243,15 +242,21 @@ impl std::fmt::Debug for Subscription {
 
 impl Subscription {
     /// Serves a WebSocket client on a socket that has completed the HTTP upgrade. `leftover`
-    /// holds bytes read past the HTTP head. Ends when the client is gone.
-    pub async fn serve_websocket(self, socket: Async<TcpStream>, leftover: Vec<u8>) {
-        session::run(&self, socket, leftover).await;
+    /// holds bytes read past the HTTP head; `incoming` answers what the client sends (see
+    /// [`echo`]). Ends when the client is gone.
+    pub async fn serve_websocket(
+        self,
+        socket: Async<TcpStream>,
+        leftover: Vec<u8>,
+        incoming: IncomingHandler,
+    ) {
+        session::run(&self, socket, leftover, incoming).await;
     }
 
     /// Streams notifications to a control-socket client, one JSON object per line, until it
     /// closes the connection. Same replay, bounds and counters as a WebSocket client.
     pub async fn serve_lines(self, stream: Async<std::os::unix::net::UnixStream>) {
-        lines::serve(&self.outbox, stream).await;
+        lines::serve(&self.outbox, stream, self.notifier.limits.write_timeout).await;
     }
 }
 

@@ -29,13 +29,17 @@ pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
 pub const CLOSE_TOO_SLOW: u16 = 1013;
 
 /// Runs the session until the client leaves, misbehaves or falls too far behind.
-pub(crate) async fn run(subscription: &Subscription, socket: Async<TcpStream>, leftover: Vec<u8>) {
+pub(crate) async fn run(
+    subscription: &Subscription,
+    socket: Async<TcpStream>,
+    leftover: Vec<u8>,
+    handler: IncomingHandler,
+) {
     let (notifier, outbox) = (&subscription.notifier, &subscription.outbox);
     let socket = Rc::new(socket);
     let transport = Transport { socket: socket.clone(), outbox: outbox.clone() };
     let config = websocket_config(&notifier.limits);
     let mut ws = WebSocketStream::from_partially_read(transport, leftover, Role::Server, Some(config)).await;
-    let handler = notifier.incoming.borrow().clone();
 
     let reader = async {
         read_loop(&mut ws, &notifier.limits, &handler).await;
@@ -43,7 +47,7 @@ pub(crate) async fn run(subscription: &Subscription, socket: Async<TcpStream>, l
         // The writer now flushes what is queued; a client that does not take it is cut off.
         Timer::after(CLOSE_GRACE).await;
     };
-    write_loop(&socket, outbox).or(reader).await;
+    write_loop(&socket, outbox, notifier.limits.write_timeout).or(reader).await;
     let _ = socket.get_ref().shutdown(Shutdown::Both);
 }
 
@@ -125,7 +129,7 @@ const MAX_BATCH_FRAMES: usize = 128;
 ///
 /// Whatever is queued when the writer runs goes out in one `writev`: under load a client
 /// costs one syscall per batch instead of one per message.
-async fn write_loop(socket: &Async<TcpStream>, outbox: &Outbox) {
+async fn write_loop(socket: &Async<TcpStream>, outbox: &Outbox, write_timeout: Duration) {
     let mut batch = Vec::with_capacity(MAX_BATCH_FRAMES);
     while let Some(first) = outbox.pop().await {
         batch.push(first);
@@ -135,7 +139,7 @@ async fn write_loop(socket: &Async<TcpStream>, outbox: &Outbox) {
                 None => break,
             }
         }
-        let written = write_batch(socket, outbox, &batch).await;
+        let written = write_batch(socket, outbox, &batch, write_timeout).await;
         batch.clear();
         if !written {
             return;
@@ -149,21 +153,31 @@ async fn write_loop(socket: &Async<TcpStream>, outbox: &Outbox) {
 
 /// Writes a batch of frames. If the outbox overflows meanwhile, only the frame in progress is
 /// finished (within the grace period) so that the close frame starts on a frame boundary.
-/// False when the socket failed or the batch was cut short.
-async fn write_batch(socket: &Async<TcpStream>, outbox: &Outbox, batch: &[Out]) -> bool {
+/// False when the socket failed, the client took nothing for `write_timeout`, or the batch was
+/// cut short.
+async fn write_batch(
+    socket: &Async<TcpStream>,
+    outbox: &Outbox,
+    batch: &[Out],
+    write_timeout: Duration,
+) -> bool {
     let total: usize = batch.iter().map(|out| out.bytes().len()).sum();
     let mut written = 0;
     while written < total {
         let slices = slices_from(batch, written, total);
-        let step = async { Some((&*socket).write_vectored(&slices).await) }
+        let step = async { Some(timeout(write_timeout, (&*socket).write_vectored(&slices)).await) }
             .or(async {
                 outbox.overflowed().await;
                 None
             })
             .await;
         match step {
-            Some(Ok(0)) | Some(Err(_)) => return false,
-            Some(Ok(n)) => written += n,
+            Some(None) => {
+                log::info!("notifier: a client took nothing for {write_timeout:?}; closing it");
+                return false;
+            }
+            Some(Some(Ok(0))) | Some(Some(Err(_))) => return false,
+            Some(Some(Ok(n))) => written += n,
             None => {
                 let boundary = frame_boundary_at_or_after(batch, written);
                 return timeout(CLOSE_GRACE, write_range(socket, batch, written, boundary)).await

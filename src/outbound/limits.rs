@@ -42,7 +42,7 @@ impl HostGates {
             .clone();
         let guard = gate.slots.acquire_arc().await;
         let start = gate.next_start.get().max(Instant::now());
-        gate.next_start.set(start + self.interval);
+        gate.next_start.set(start.checked_add(self.interval).unwrap_or(start));
         if start > Instant::now() {
             async_io::Timer::at(start).await;
         }
@@ -54,7 +54,7 @@ impl HostGates {
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
     let exponential = base.saturating_mul(1 << attempt.saturating_sub(1).min(16));
     let jitter = exponential.as_millis() as u64 / 2;
-    exponential + Duration::from_millis(if jitter == 0 { 0 } else { fastrand::u64(0..jitter) })
+    exponential.saturating_add(Duration::from_millis(if jitter == 0 { 0 } else { fastrand::u64(0..jitter) }))
 }
 
 /// Runs the futures with at most `limit` at once and returns their outputs in input order

@@ -1,9 +1,11 @@
 //! Who may use the HTTP listener: Host, Origin and API-token checks.
 //!
 //! robin listens on loopback, but any web page the user opens can make their browser send
-//! requests there. Three checks stop that: the `Host` header must name this machine (a DNS
+//! requests there. Four checks stop that: the `Host` header must name this machine (a DNS
 //! rebinding attack sends the attacker's host name), a browser's `Origin` must be on an
-//! allow-list (empty by default), and, when configured, a bearer token must be presented.
+//! allow-list (empty by default), a request a page on another site made without an `Origin`
+//! (an `<img>`, a `<script>`, a plain link: `Sec-Fetch-Site` says so) is refused, and, when
+//! configured, a bearer token must be presented.
 use std::net::SocketAddr;
 
 use super::{Request, Response};
@@ -36,6 +38,14 @@ impl Access {
                 );
                 return Err(Response::error(403, &reason));
             }
+        }
+        // A browser tells where a request comes from. `<img src=.../api/1/messages>` on another
+        // site sends no Origin, but `Sec-Fetch-Site: cross-site`: without this check such a
+        // GET would drain the messages or take a task's result.
+        let fetched_from_elsewhere = matches!(request.header("sec-fetch-site"), Some(site) if site.eq_ignore_ascii_case("cross-site") || site.eq_ignore_ascii_case("same-site"));
+        if fetched_from_elsewhere && request.header("origin").is_none() {
+            let reason = "a page on another site may not use robin's API (Sec-Fetch-Site without an Origin)";
+            return Err(Response::error(403, reason));
         }
         if let Some(origin) = request.header("origin") {
             let origin = origin.trim_end_matches('/');
@@ -122,6 +132,19 @@ mod tests {
         assert!(Access::default().check(&own_page, false).is_ok(), "robind's own page");
         let other_port = request(&[("host", "127.0.0.1:5042"), ("origin", "http://127.0.0.1:8080")], None);
         assert_eq!(Access::default().check(&other_port, false).unwrap_err().status, 403);
+    }
+
+    #[test]
+    fn requests_a_page_elsewhere_made_without_an_origin_are_refused() {
+        let access = Access { allowed_origins: vec!["http://localhost:5173".into()], ..Access::default() };
+        let image = request(&[("sec-fetch-site", "cross-site"), ("sec-fetch-dest", "image")], None);
+        assert_eq!(access.check(&image, false).unwrap_err().status, 403);
+        let sibling = request(&[("sec-fetch-site", "same-site")], None);
+        assert_eq!(access.check(&sibling, false).unwrap_err().status, 403);
+        let typed = request(&[("sec-fetch-site", "none")], None);
+        assert!(access.check(&typed, false).is_ok(), "the user typed the address");
+        let ui = request(&[("sec-fetch-site", "cross-site"), ("origin", "http://localhost:5173")], None);
+        assert!(access.check(&ui, false).is_ok(), "an allowed page's fetch carries its Origin");
     }
 
     #[test]

@@ -7,7 +7,13 @@
 //! loop. Each route hands its work to [`control`](crate::control): this module knows HTTP, not
 //! business logic. An upgraded `/ws` socket goes to the subscription the controller hands out.
 //!
-//! May touch: [`control`](crate::control) only (and the runtime's timeout).
+//! Every connection is checked before its first request is routed: on loopback the kernel
+//! says which user owns the client's socket ([`peers`](crate::peers)), and only the daemon's
+//! own user, root and `ipc_allow_uids` are served (403, naming the uid, for everyone else);
+//! each user holds a bounded number of connections, with some kept for the owner.
+//!
+//! May touch: [`control`](crate::control) and [`peers`](crate::peers) (and the runtime's
+//! timeout).
 //!
 //! Connections run on an executor owned by [`Server::serve`]'s future, so cancelling that
 //! future closes every connection at once: that is how shutdown stops the listener.
@@ -16,7 +22,6 @@ mod request;
 mod response;
 mod token;
 
-use std::cell::Cell;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
@@ -27,7 +32,8 @@ use async_io::{Async, Timer};
 use futures_lite::AsyncWriteExt;
 use serde_json::Value;
 
-use crate::control::{CancelTarget, Command, Controller, TaskId};
+use crate::control::{Caller, CancelTarget, Command, Controller, TaskId};
+use crate::peers::{LoopbackPeers, Policy, Slots};
 
 pub use access::Access;
 pub use request::{ReadError, Request, read_request};
@@ -56,6 +62,14 @@ pub struct Limits {
     /// Most simultaneous connections, WebSocket clients included; more are answered 503 and
     /// closed. Default 4096.
     pub max_connections: usize,
+    /// How long a client may take to read a response; one that does not is closed. Default 30 s.
+    pub write_timeout: Duration,
+    /// Most simultaneous connections of one user (or one address, for clients on other
+    /// machines). Default 1024.
+    pub max_connections_per_peer: usize,
+    /// Connections only the daemon's own user and root may open, so that nobody else can lock
+    /// them out. Default 64.
+    pub owner_reserved: usize,
 }
 
 impl Default for Limits {
@@ -66,6 +80,9 @@ impl Default for Limits {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            write_timeout: Duration::from_secs(30),
+            max_connections_per_peer: 1024,
+            owner_reserved: 64,
         }
     }
 }
@@ -87,26 +104,61 @@ struct Shared {
     limits: Limits,
     /// Host, Origin and token checks.
     access: Access,
-    /// Open connections right now.
-    open: Cell<usize>,
+    /// Who may connect, and how the listener finds out.
+    peers: Peers,
+    /// Open connections right now, in all and per peer.
+    slots: Rc<Slots<PeerKey>>,
+}
+
+/// How the listener tells who is connecting.
+#[derive(Debug)]
+pub enum Peers {
+    /// The kernel says which local user owns each connection; only those the policy allows
+    /// are served (clients on other machines have no local user and need the token).
+    ByUid {
+        /// The daemon's own user, root and `ipc_allow_uids`.
+        policy: Policy,
+        /// The sock_diag lookup.
+        lookup: LoopbackPeers,
+    },
+    /// No user lookup (the kernel offers none here): the API token alone keeps others out.
+    TokenOnly,
+}
+
+impl Peers {
+    /// Users are told apart by uid, with `policy`; fails where sock_diag is not available.
+    pub fn by_uid(policy: Policy) -> io::Result<Peers> {
+        Ok(Peers::ByUid { policy, lookup: LoopbackPeers::open()? })
+    }
+}
+
+/// Whose connections are counted together.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum PeerKey {
+    /// A local user.
+    Uid(u32),
+    /// A client whose user is not known, by address.
+    Addr(std::net::IpAddr),
 }
 
 impl Server {
     /// Wraps a bound (or socket-activated) listener with the default access policy for its
-    /// address (see [`Access`]).
+    /// address (see [`Access`]), serving only this process's user and root.
     pub fn new(listener: TcpListener, controller: Rc<Controller>, limits: Limits) -> io::Result<Server> {
         let access = Access::for_listener(listener.local_addr()?);
-        Server::with_access(listener, controller, limits, access)
+        Server::with_access(listener, controller, limits, access, Peers::by_uid(Policy::new(&[]))?)
     }
 
-    /// Wraps a listener with an explicit access policy.
+    /// Wraps a listener with explicit access and peer policies.
     pub fn with_access(
         listener: TcpListener,
         controller: Rc<Controller>,
         limits: Limits,
         access: Access,
+        peers: Peers,
     ) -> io::Result<Server> {
-        let shared = Rc::new(Shared { controller, limits, access, open: Cell::new(0) });
+        let slots = Slots::new(limits.max_connections, limits.max_connections_per_peer);
+        let shared = Rc::new(Shared { controller, limits, access, peers, slots });
         Ok(Server { listener: Async::new(listener)?, shared })
     }
 
@@ -139,30 +191,31 @@ impl Server {
     }
 }
 
-/// Counts a connection as open for its lifetime.
-struct OpenGuard(Rc<Shared>);
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.0.open.set(self.0.open.get() - 1);
-    }
-}
-
 async fn serve_connection(mut stream: Async<TcpStream>, peer: SocketAddr, shared: Rc<Shared>) {
-    shared.open.set(shared.open.get() + 1);
-    let _guard = OpenGuard(shared.clone());
-    if shared.open.get() > shared.limits.max_connections {
-        let busy = Response::error(503, "too many connections");
-        let _ = stream.write_all(&busy.to_bytes(false, false)).await;
+    let limits = &shared.limits;
+    let (caller, key, refusal) = identify(&stream, peer, &shared.peers);
+    let privileged = matches!(&shared.peers, Peers::ByUid { policy, .. } if caller.uid.is_some_and(|uid| policy.is_owner(uid)));
+    let slot = shared.slots.take(key, privileged, limits.owner_reserved);
+    let refusal = match (refusal, &slot) {
+        (Some(refusal), _) => Some(refusal),
+        (None, Err(full)) => Some(Response::error(503, &full.to_string())),
+        (None, Ok(_)) => None,
+    };
+    let mut buf = Vec::new();
+    if let Some(refusal) = refusal {
+        // Read the request first (within the usual bounds) and answer it: a socket closed on
+        // unread data is reset, and the client would never see why.
+        let _ = crate::runtime::timeout(limits.request_timeout, read_request(&mut stream, &mut buf, limits))
+            .await;
+        write_within(&mut stream, &refusal.to_bytes(false, false), limits.write_timeout).await;
         return;
     }
     let _ = stream.get_ref().set_nodelay(true);
-    let mut buf = Vec::new();
     loop {
-        let limit = shared.limits.request_timeout;
-        let read = crate::runtime::timeout(limit, read_request(&mut stream, &mut buf, &shared.limits))
-            .await
-            .unwrap_or(Err(ReadError::Timeout));
+        let read =
+            crate::runtime::timeout(limits.request_timeout, read_request(&mut stream, &mut buf, limits))
+                .await
+                .unwrap_or(Err(ReadError::Timeout));
         let request = match read {
             Ok(request) => request,
             Err(ReadError::Timeout) if buf.is_empty() => return, // idle keep-alive: close quietly
@@ -170,30 +223,75 @@ async fn serve_connection(mut stream: Async<TcpStream>, peer: SocketAddr, shared
                 if let Some(status) = err.status() {
                     log::debug!("http: {peer}: {err}");
                     let reply = Response::error(status, &err.to_string());
-                    let _ = stream.write_all(&reply.to_bytes(false, false)).await;
+                    write_within(&mut stream, &reply.to_bytes(false, false), limits.write_timeout).await;
                 }
                 return;
             }
         };
-        let response = match route(&request, &shared).await {
+        let response = match route(&request, &shared, &caller).await {
             Routed::Respond(response) => response,
             Routed::Upgrade { accept, since } => {
                 let switching = format!(
                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
                 );
-                if stream.write_all(switching.as_bytes()).await.is_ok() {
-                    shared.controller.subscribe(since).serve_websocket(stream, buf).await;
+                if write_within(&mut stream, switching.as_bytes(), limits.write_timeout).await {
+                    let handler = shared.controller.websocket_handler(caller);
+                    shared.controller.subscribe(since).serve_websocket(stream, buf, handler).await;
                 }
                 return;
             }
         };
         let head_only = request.method == "HEAD";
-        if stream.write_all(&response.to_bytes(request.keep_alive, head_only)).await.is_err()
-            || !request.keep_alive
-        {
+        // A refused request gets no second chance on the same connection.
+        let keep_alive = request.keep_alive && !response.is_refusal();
+        let bytes = response.to_bytes(keep_alive, head_only);
+        if !write_within(&mut stream, &bytes, limits.write_timeout).await || !keep_alive {
             return;
         }
     }
+}
+
+/// Who is on the other end: the caller as the control layer sees it, the key its connections
+/// are counted under, and the answer when it may not connect at all.
+fn identify(
+    stream: &Async<TcpStream>,
+    peer: SocketAddr,
+    peers: &Peers,
+) -> (Caller, PeerKey, Option<Response>) {
+    let anonymous = Caller { uid: None, addr: Some(peer.ip()) };
+    let Peers::ByUid { policy, lookup } = peers else {
+        return (anonymous, PeerKey::Addr(peer.ip()), None);
+    };
+    match lookup.uid_of(stream.get_ref()) {
+        Ok(Some(uid)) => {
+            let refusal = policy.check(uid).err().map(|reason| {
+                log::warn!("http: refused a connection from {peer}: {reason}");
+                Response::error(403, &reason)
+            });
+            (Caller { uid: Some(uid), addr: Some(peer.ip()) }, PeerKey::Uid(uid), refusal)
+        }
+        // Another machine (the listener is not on loopback; the token decides).
+        Ok(None) if !peer.ip().is_loopback() => (anonymous, PeerKey::Addr(peer.ip()), None),
+        Ok(None) => {
+            let reason = "cannot tell which user this connection belongs to (it was closed)";
+            (anonymous, PeerKey::Addr(peer.ip()), Some(Response::error(403, reason)))
+        }
+        Err(err) => {
+            log::warn!("http: cannot look up the user behind {peer}: {err}");
+            let reason = format!("cannot tell which user this connection belongs to: {err}");
+            (anonymous, PeerKey::Addr(peer.ip()), Some(Response::error(503, &reason)))
+        }
+    }
+}
+
+/// Writes all of `bytes`, or gives up (false) when the socket fails or the client has not
+/// taken them within `limit`: a client that does not read must not hold a connection forever.
+async fn write_within(stream: &mut Async<TcpStream>, bytes: &[u8], limit: Duration) -> bool {
+    let written = crate::runtime::timeout(limit, stream.write_all(bytes)).await;
+    if written.is_none() {
+        log::debug!("http: a client did not read its response within {limit:?}; closing");
+    }
+    matches!(written, Some(Ok(())))
 }
 
 /// What a request turned into.
@@ -205,7 +303,7 @@ enum Routed {
 }
 
 /// Maps a request to its response or to a WebSocket upgrade.
-async fn route(request: &Request, shared: &Shared) -> Routed {
+async fn route(request: &Request, shared: &Shared, caller: &Caller) -> Routed {
     let is_ws = request.path == WS_PATH || request.path == "/ws/";
     let api_path = request.path.strip_prefix(API_PREFIX);
     if let Err(refused) = shared.access.check(request, is_ws || api_path.is_some()) {
@@ -214,10 +312,15 @@ async fn route(request: &Request, shared: &Shared) -> Routed {
     if is_ws {
         return websocket_upgrade(request, &shared.controller);
     }
-    Routed::Respond(api_route(request, api_path, &shared.controller).await)
+    Routed::Respond(api_route(request, api_path, &shared.controller, caller).await)
 }
 
-async fn api_route(request: &Request, api_path: Option<&str>, controller: &Controller) -> Response {
+async fn api_route(
+    request: &Request,
+    api_path: Option<&str>,
+    controller: &Controller,
+    caller: &Caller,
+) -> Response {
     let method = if request.method == "HEAD" { "GET" } else { request.method.as_str() };
     let Some(api_path) = api_path else {
         if method == "GET" && request.path == "/" {
@@ -229,14 +332,14 @@ async fn api_route(request: &Request, api_path: Option<&str>, controller: &Contr
         return Response::error(404, "the HTTP API is disabled (feature flag http_api)");
     }
     match (method, api_path) {
-        ("GET", "/ping") => respond(controller.execute(Command::Ping).await),
-        ("GET", "/messages") => respond(controller.execute(Command::Messages).await),
-        ("GET", "/tasks") => respond(controller.execute(Command::TasksIds).await),
-        ("POST", "/control") => control_request(&request.body, controller).await,
+        ("GET", "/ping") => respond(controller.execute(Command::Ping, caller).await),
+        ("GET", "/messages") => respond(controller.execute(Command::Messages, caller).await),
+        ("GET", "/tasks") => respond(controller.execute(Command::TasksIds, caller).await),
+        ("POST", "/control") => control_request(&request.body, controller, caller).await,
         (_, "/control") => method_not_allowed("POST"),
         (_, "/ping" | "/messages" | "/tasks") => method_not_allowed("GET"),
         (method, path) if path.starts_with("/tasks/") => {
-            task_route(method, &path["/tasks/".len()..], controller).await
+            task_route(method, &path["/tasks/".len()..], controller, caller).await
         }
         _ => not_found(request),
     }
@@ -244,7 +347,7 @@ async fn api_route(request: &Request, api_path: Option<&str>, controller: &Contr
 
 /// `POST /api/1/control` with `{"method": .., "params": {..}}`: any command of the control
 /// layer, answered in rotki's envelope with the command's status code.
-async fn control_request(body: &[u8], controller: &Controller) -> Response {
+async fn control_request(body: &[u8], controller: &Controller, caller: &Caller) -> Response {
     let request = match crate::control::Request::parse(body) {
         Ok(request) => request,
         Err(error) => {
@@ -255,22 +358,22 @@ async fn control_request(body: &[u8], controller: &Controller) -> Response {
         Ok(command) => command,
         Err(err) => return error_response(&err),
     };
-    respond(controller.execute(command).await)
+    respond(controller.execute(command, caller).await)
 }
 
 /// `GET` and `DELETE /api/1/tasks/<id>`, with rotki's envelopes and texts.
-async fn task_route(method: &str, id: &str, controller: &Controller) -> Response {
+async fn task_route(method: &str, id: &str, controller: &Controller, caller: &Caller) -> Response {
     let Ok(id) = id.parse::<TaskId>() else {
         return Response::error(404, &format!("No task with id {id} found"));
     };
     match method {
-        "GET" => match controller.execute(Command::TasksResult(id)).await {
+        "GET" => match controller.execute(Command::TasksResult(id), caller).await {
             Ok(result) if result["status"] == "pending" => {
                 Response::envelope(200, result, &format!("The task with id {id} is still pending"))
             }
             other => respond(other),
         },
-        "DELETE" => match controller.execute(Command::TasksCancel(CancelTarget::Id(id))).await {
+        "DELETE" => match controller.execute(Command::TasksCancel(CancelTarget::Id(id)), caller).await {
             Ok(result) if result["cancelled"] == 1 => Response::envelope(200, Value::Bool(true), ""),
             Ok(_) => Response::error(
                 404,

@@ -179,6 +179,11 @@ fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<ParsedHead>, ReadErr
         let value = value.trim();
         match name.as_str() {
             "content-length" => {
+                // Plain digits only: Rust's parser also takes "+5", which other HTTP parsers in
+                // front of robin may read differently (request smuggling).
+                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(ReadError::BadContentLength);
+                }
                 let n = value.parse().map_err(|_| ReadError::BadContentLength)?;
                 // Two different lengths is the request-smuggling shape: refuse it.
                 if content_length.is_some_and(|old| old != n) {
@@ -266,6 +271,13 @@ mod tests {
             Some(400)
         );
         assert_eq!(read(b"\x00\x01garbage\r\n\r\n", &small).0.unwrap_err().status(), Some(400));
+        for odd in ["+1", "-1", "1 1", "0x1", "1.0", ""] {
+            let request = format!("POST / HTTP/1.1\r\nContent-Length: {odd}\r\n\r\nx");
+            assert!(
+                matches!(read(request.as_bytes(), &small).0, Err(ReadError::BadContentLength)),
+                "{odd:?}"
+            );
+        }
         assert!(matches!(read(b"", &small).0, Err(ReadError::Closed)));
         assert!(matches!(read(b"GET / HT", &small).0, Err(ReadError::Io(_))));
     }

@@ -51,6 +51,11 @@ impl Response {
         self
     }
 
+    /// Whether this answer refuses the client (401, 403, 503): the connection is closed after it.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self.status, 401 | 403 | 503)
+    }
+
     /// The bytes on the wire. `head_only` drops the body (HEAD requests) but keeps its length.
     pub fn to_bytes(&self, keep_alive: bool, head_only: bool) -> Vec<u8> {
         use std::fmt::Write;

@@ -2,7 +2,7 @@
 //!
 //! Runs before the loop starts (it reads and writes files).
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Why the token file could not be used.
@@ -49,22 +49,22 @@ impl ApiToken {
         Ok(ApiToken { token, file: path.to_path_buf() })
     }
 
-    /// Generates 256 random bits into `path` (mode 0600, its directory 0700 when created).
+    /// Generates 256 random bits into `path` (a new file of mode 0600; an old token file is
+    /// replaced, never written through, so a symlink planted there cannot redirect the write).
+    /// The directory must exist and be private (see `ipc::secure_dir`).
     pub fn generate(path: &Path) -> Result<ApiToken, TokenError> {
         let write_err = |source| TokenError::Write { path: path.to_path_buf(), source };
         let token = random_token().map_err(write_err)?;
-        if let Some(dir) = path.parent() {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(write_err)?;
+        match std::fs::remove_file(path) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(write_err(err)),
+            _ => {}
         }
         let mut file = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(path)
             .map_err(write_err)?;
-        // `mode` applies only when the file is created; an old file keeps its mode otherwise.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(write_err)?;
         file.write_all(token.as_bytes()).map_err(write_err)?;
         Ok(ApiToken { token, file: path.to_path_buf() })
     }
@@ -84,9 +84,12 @@ mod tests {
     #[test]
     fn generated_tokens_are_private_and_read_back() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let path = dir.path().join("run/api-token");
+        let path = dir.path().join("api-token");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &path)?;
         let generated = ApiToken::generate(&path)?;
+        assert!(!dir.path().join("elsewhere").exists(), "a planted symlink is replaced, not followed");
         assert_eq!(generated.token.len(), 64);
+        use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
         assert_eq!(ApiToken::read(&path)?, generated);
         std::fs::write(&path, "  \n")?;

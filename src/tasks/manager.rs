@@ -247,7 +247,7 @@ impl TaskManager {
         };
         let run = match options.delay {
             Some(delay) => {
-                let due = Instant::now() + delay;
+                let due = crate::runtime::deadline_after(delay);
                 self.schedule_start(due, id);
                 Run::Delayed(due, Box::pin(work))
             }
@@ -350,7 +350,7 @@ impl TaskManager {
 
     /// Waits until no task is live, at most `timeout`; true if they all ended.
     pub async fn wait_for_all(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::runtime::deadline_after(timeout);
         loop {
             let listener = self.inner.finished.listen();
             if self.count() == 0 {

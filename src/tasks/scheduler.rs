@@ -250,9 +250,9 @@ impl Scheduler {
             (0..jobs.len())
                 .filter(|&i| {
                     let state = &jobs[i];
-                    last_run
-                        .get(&state.job.name)
-                        .is_none_or(|last| *last + state.job.interval + state.jitter <= now)
+                    last_run.get(&state.job.name).is_none_or(|last| {
+                        is_due(*last, state.job.interval.saturating_add(state.jitter), now)
+                    })
                 })
                 .collect()
         };
@@ -353,6 +353,13 @@ impl Scheduler {
             .collect();
         json!({ "should_schedule": self.should_schedule.get(), "max_tasks": self.max_tasks, "jobs": jobs })
     }
+}
+
+/// Whether a job last run at `last` is due at `now`. An interval so long that the due time
+/// cannot be represented is never due (settings are bounded, but a clock or a value from an
+/// old database must not crash the scheduler).
+fn is_due(last: SystemTime, interval: Duration, now: SystemTime) -> bool {
+    last.checked_add(interval).is_some_and(|due| due <= now)
 }
 
 fn draw(jitter: Duration) -> Duration {

@@ -30,13 +30,19 @@ pub struct NotifierLoop {
 
 pub struct Options {
     pub limits: Limits,
+    pub server_limits: server::Limits,
     pub access: Access,
     pub websockets: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { limits: Limits::default(), access: Access::default(), websockets: true }
+        Options {
+            limits: Limits::default(),
+            server_limits: server::Limits::default(),
+            access: Access::default(),
+            websockets: true,
+        }
     }
 }
 
@@ -60,8 +66,9 @@ impl NotifierLoop {
             ));
             let (handle, pump) = notifier::channel(notifier, notifier::handle::DEFAULT_BRIDGE_CAPACITY);
             handle_tx.send(handle).unwrap();
+            let peers = server::Peers::by_uid(robin::peers::Policy::new(&[])).unwrap();
             let server =
-                server::Server::with_access(tcp, controller, server::Limits::default(), options.access)
+                server::Server::with_access(tcp, controller, options.server_limits, options.access, peers)
                     .unwrap();
             let _pump = ex.spawn(pump);
             ex.block_on(server.serve().or(async {
