@@ -1,6 +1,7 @@
-//! Leveled logs on stderr, journald-aware.
+//! Leveled logs on stderr, journald-aware, with a filter that can change while running.
 //!
-//! Owns the global `log` logger. The filter uses `RUST_LOG` syntax (resolved by `config`).
+//! Owns the global `log` logger. The filter uses `RUST_LOG` syntax (resolved by `config`) and
+//! can be replaced at any time ([`set_filter`]: SIGHUP with a new `log_level`).
 //! When stderr is the journal (`JOURNAL_STREAM` names stderr's device and inode) each line
 //! starts with a `<N>` syslog priority and carries no timestamp, since journald adds its own;
 //! otherwise lines carry a UTC timestamp and the level.
@@ -8,7 +9,51 @@
 //! May touch: stderr. A log line is one small `write(2)` to stderr, which we accept on the loop
 //! thread: every daemon logs this way, and journald drains the pipe.
 use std::io::Write;
+use std::sync::{OnceLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The installed logger, when robin installed it.
+static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+/// robin's logger: a replaceable filter and one line per record on stderr.
+struct Logger {
+    filter: RwLock<env_filter::Filter>,
+    style: Style,
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.filter.read().is_ok_and(|filter| filter.enabled(metadata))
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.filter.read().is_ok_and(|filter| filter.matches(record)) {
+            return;
+        }
+        let line = match self.style {
+            Style::Journal => {
+                format!("<{}>{}: {}\n", priority(record.level()), record.target(), record.args())
+            }
+            Style::Terminal => format!(
+                "{} {:<5} {}: {}\n",
+                utc_timestamp(SystemTime::now()),
+                record.level(),
+                record.target(),
+                record.args()
+            ),
+        };
+        // One write per line, so lines from several threads never interleave.
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+
+    fn flush(&self) {}
+}
+
+fn parse_filter(filter: &str) -> Result<env_filter::Filter, String> {
+    let mut builder = env_filter::Builder::new();
+    builder.try_parse(filter).map_err(|e| format!("invalid log filter '{filter}': {e}"))?;
+    Ok(builder.build())
+}
 
 /// How lines are framed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,22 +81,23 @@ impl Style {
 
 /// Installs the global logger. Calling it twice keeps the first logger (tests may race to it).
 pub fn init(filter: &str, style: Style) {
-    let mut builder = env_logger::Builder::new();
-    builder.parse_filters(filter).target(env_logger::Target::Stderr);
-    builder.format(move |buf, record| match style {
-        Style::Journal => {
-            writeln!(buf, "<{}>{}: {}", priority(record.level()), record.target(), record.args())
-        }
-        Style::Terminal => writeln!(
-            buf,
-            "{} {:<5} {}: {}",
-            utc_timestamp(SystemTime::now()),
-            record.level(),
-            record.target(),
-            record.args()
-        ),
-    });
-    let _ = builder.try_init();
+    // `config` has checked the filter; should it still not parse, errors are better than silence.
+    let filter = parse_filter(filter).or_else(|_| parse_filter("error")).expect("'error' is a filter");
+    let max_level = filter.filter();
+    let logger = LOGGER.get_or_init(|| Logger { filter: RwLock::new(filter), style });
+    if log::set_logger(logger).is_ok() {
+        log::set_max_level(max_level);
+    }
+}
+
+/// Replaces the filter of the installed logger.
+pub fn set_filter(filter: &str) -> Result<(), String> {
+    let logger = LOGGER.get().ok_or("robin's logger is not installed")?;
+    let filter = parse_filter(filter)?;
+    let max_level = filter.filter();
+    *logger.filter.write().map_err(|_| "the log filter lock is poisoned")? = filter;
+    log::set_max_level(max_level);
+    Ok(())
 }
 
 /// Whether stderr is the journal according to the environment (used by `init` callers).

@@ -67,6 +67,26 @@ pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "panic".to_string())
 }
 
+/// The variable that names a fault site for [`inject_fault`] (debug builds only).
+pub const ENV_INJECT_PANIC: &str = "ROBIN_INJECT_PANIC";
+
+/// Debug builds only: panics when `ROBIN_INJECT_PANIC` names `site` (`http`, `ipc`,
+/// `scheduler`, `notifier`, `writer`), so that tests can prove a failing core task takes the
+/// daemon down with a clear log line and a non-zero status instead of leaving it half alive.
+/// Release builds compile it to nothing.
+pub fn inject_fault(site: &str) {
+    #[cfg(debug_assertions)]
+    {
+        static TARGET: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        let target = TARGET.get_or_init(|| std::env::var(ENV_INJECT_PANIC).ok());
+        if target.as_deref() == Some(site) {
+            panic!("injected fault in {site} ({ENV_INJECT_PANIC})");
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = site;
+}
+
 /// The longest wait robin computes a deadline for; anything longer is treated as this long.
 /// Far beyond any real interval, and far from `Instant`'s overflow on every platform.
 pub const FOREVER: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 24 * 3600);

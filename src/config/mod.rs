@@ -200,6 +200,8 @@ impl Environment {
 pub struct Config {
     /// What the command line asked for (run, print the config, help, version).
     pub mode: Mode,
+    /// The command line it was resolved from, to resolve it again on reload.
+    pub args: Args,
     /// The HTTP/WebSocket listener address.
     pub listen: Setting<SocketAddr>,
     /// Where the database and the instance lock live.

@@ -32,6 +32,7 @@ impl Config {
             };
         Ok(Config {
             mode: args.mode,
+            args: args.clone(),
             listen: layers.listen(file.listen.as_deref())?,
             data_dir,
             runtime_dir,

@@ -29,8 +29,12 @@ use crate::tasks::{self, Scheduler, TaskManager};
 use crate::{db, ipc, jobs, lockfile, outbound, server};
 
 mod ready;
+mod reload;
+mod supervise;
 
+use futures_lite::FutureExt;
 use ready::{announce_ready, keep_watchdog_fed, notify, signal_name};
+use supervise::Supervisor;
 
 /// `Result` with this part's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -85,6 +89,9 @@ pub enum Error {
          or require an API token with --generate-api-token"
     )]
     PeerLookup(#[source] std::io::Error),
+    /// A core task ended or panicked; the daemon stopped so that it can be restarted whole.
+    #[error("{0}")]
+    CoreTask(String),
     /// A listener other machines can reach, and no token to keep them out.
     #[error(
         "refusing to listen on {0} without an API token: other machines could use the whole API; \
@@ -108,7 +115,8 @@ pub fn run(config: Config, env: &Environment) -> Result<()> {
     let (ipc_listener, _socket_file) = bind_control_socket(&config, activated.ipc)?;
     let service = ServiceManager::connect(env.get(systemd::ENV_NOTIFY_SOCKET).map(|v| v.as_os_str()))
         .map_err(systemd_err("NOTIFY_SOCKET"))?;
-    let signals = Signals::new([Signal::Term, Signal::Int]).map_err(Error::Signals)?;
+    let signals =
+        Signals::new([Signal::Term, Signal::Int, Signal::Hup, Signal::Usr1]).map_err(Error::Signals)?;
     let watchdog = systemd::watchdog_interval(
         env.get(systemd::ENV_WATCHDOG_USEC).map(|v| v.as_os_str()),
         env.get(systemd::ENV_WATCHDOG_PID).map(|v| v.as_os_str()),
@@ -126,7 +134,7 @@ pub fn run(config: Config, env: &Environment) -> Result<()> {
 
     let ex = Spawner::new();
     let parts = wire(&ex, &config, tcp, ipc_listener, token)?;
-    ex.block_on(serve(&ex, &config, parts, Lifecycle { service, watchdog, signals }))
+    ex.block_on(serve(&ex, config, env, parts, Lifecycle { service, watchdog, signals }))
 }
 
 /// Raises the soft limit on open files to the hard limit: every client is a file descriptor,
@@ -175,6 +183,8 @@ struct Parts {
     http: server::Server,
     ipc: Option<ipc::Server>,
     endpoints: Endpoints,
+    /// What a reload can change.
+    live: reload::Live,
 }
 
 /// systemd and signals: what tells the daemon to stop and whom it tells.
@@ -203,8 +213,14 @@ fn wire(
         ..server::Access::for_listener(tcp.local_addr().map_err(listen_err)?)
     };
     let peers = tcp_peers(config, token.is_some())?;
-    let http = server::Server::with_access(tcp, controller.clone(), server::Limits::default(), access, peers)
-        .map_err(listen_err)?;
+    let http = server::Server::with_access(
+        tcp,
+        controller.clone(),
+        server::Limits::default(),
+        access.clone(),
+        peers,
+    )
+    .map_err(listen_err)?;
     let ipc = ipc_listener
         .map(|listener| {
             ipc::Server::new(listener, controller.clone())
@@ -218,7 +234,13 @@ fn wire(
         api_token_file: token.map(|t| t.file),
     };
     controller.set_endpoints(endpoints.clone());
-    Ok(Parts { notifier, tasks, session, http, ipc, endpoints })
+    let live = reload::Live {
+        server: http.handle(),
+        access,
+        ipc_policy: ipc.as_ref().map(ipc::Server::policy_handle),
+        scheduler: None,
+    };
+    Ok(Parts { notifier, tasks, session, http, ipc, endpoints, live })
 }
 
 /// How the TCP listener tells users apart: by uid where the kernel can say (it cannot in a
@@ -249,48 +271,119 @@ fn task_manager(ex: &Spawner, notifier: &Rc<Notifier>) -> TaskManager {
     )
 }
 
-/// The loop's main future: serve until a signal, then stop everything it started.
-async fn serve(ex: &Spawner, config: &Config, parts: Parts, lifecycle: Lifecycle) -> Result<()> {
+/// The loop's main future: serve until a stop signal or a failed core task, then stop
+/// everything it started.
+async fn serve(
+    ex: &Spawner,
+    mut config: Config,
+    env: &Environment,
+    parts: Parts,
+    lifecycle: Lifecycle,
+) -> Result<()> {
     let Lifecycle { service, watchdog, mut signals } = lifecycle;
+    let Parts { notifier, tasks, session, http, ipc, endpoints, mut live } = parts;
+    let supervisor = Supervisor::new(ex);
     let (notifier_handle, notifier_pump) =
-        notifier::channel(parts.notifier.clone(), notifier::handle::DEFAULT_BRIDGE_CAPACITY);
+        notifier::channel(notifier.clone(), notifier::handle::DEFAULT_BRIDGE_CAPACITY);
     notifier::install_global(notifier_handle.clone());
-    let (tasks_handle, tasks_pump) = tasks::remote_channel(parts.tasks.clone());
+    let (tasks_handle, tasks_pump) = tasks::remote_channel(tasks.clone());
     tasks::install_global(tasks_handle);
-    let pumps = [ex.spawn(notifier_pump), ex.spawn(tasks_pump)];
+    let pumps = [supervisor.spawn("notifier", notifier_pump), supervisor.spawn("tasks", tasks_pump)];
 
     // The listeners are bound (clients queue in the backlog) but not served until the database
     // is open: a client that gets in must find the data there, and READY=1 means all of it.
     let service = Rc::new(service);
     notify(&service, "STATUS=opening the database").await;
-    let database = open_databases(config, &parts.session, notifier_handle).await?;
+    let database = open_databases(&config, &session, notifier_handle).await?;
+    let writer = database.clone();
+    let mut running = vec![supervisor.spawn("database writer", async move {
+        log::error!("database writer: {}", writer.writer_failed().await);
+    })];
     let scheduler = config
         .features
         .enabled(Feature::Scheduler)
-        .then(|| start_scheduler(config, &parts.session, &parts.tasks, &parts.notifier, &database));
-    let mut running = vec![ex.spawn(parts.http.serve())];
-    running.extend(scheduler.clone().map(|scheduler| ex.spawn(scheduler.run())));
-    parts.session.set_scheduler(scheduler);
-    parts.session.apply_schedule_settings().await;
-    running.extend(parts.ipc.map(|server| ex.spawn(server.serve())));
-    running.extend(watchdog.map(|period| ex.spawn(keep_watchdog_fed(service.clone(), period))));
-    announce_ready(&service, &parts.endpoints).await;
+        .then(|| start_scheduler(&config, &session, &tasks, &notifier, &database));
+    running.extend(scheduler.clone().map(|scheduler| supervisor.spawn("scheduler", scheduler.run())));
+    live.scheduler = scheduler.clone();
+    session.set_scheduler(scheduler);
+    session.apply_schedule_settings().await;
+    running.push(supervisor.spawn("http listener", http.serve()));
+    running.extend(ipc.map(|server| supervisor.spawn("control socket", server.serve())));
+    running.extend(
+        watchdog.map(|period| supervisor.spawn("watchdog", keep_watchdog_fed(service.clone(), period))),
+    );
+    announce_ready(&service, &endpoints).await;
 
-    let signal = signals.next().await;
-    log::info!("received {}, shutting down", signal_name(signal));
+    let failure = loop {
+        match next_event(&mut signals, &supervisor).await {
+            Event::Stop(signal) => {
+                log::info!("received {signal}, shutting down");
+                break None;
+            }
+            Event::Failed(why) => {
+                log::error!("{why}; shutting down so that the service manager can restart robind");
+                break Some(why);
+            }
+            Event::Reload => reload::reload(&mut config, env, &mut live).await,
+            Event::Status => log_status(&session, &tasks, &notifier).await,
+        }
+    };
     notify(&service, "STOPPING=1\nSTATUS=shutting down").await;
-    // A second signal means "now": do not wait for the rest of the graceful path.
+    // A second stop signal means "now": do not wait for the rest of the graceful path.
     let _force = ex.spawn(async move {
-        let signal = signals.next().await;
-        log::warn!("received {} during shutdown, exiting immediately", signal_name(signal));
-        std::process::exit(FORCED_EXIT_CODE);
+        loop {
+            if let Event::Stop(signal) = next_signal(&mut signals).await {
+                log::warn!("received {signal} during shutdown, exiting immediately");
+                std::process::exit(FORCED_EXIT_CODE);
+            }
+        }
     });
-    shutdown(&parts.notifier, &parts.tasks, &parts.session, running, database).await;
+    shutdown(&notifier, &tasks, &session, running, database).await;
     for pump in pumps {
         pump.cancel().await;
     }
     log::info!("stopped");
-    Ok(())
+    failure.map_or(Ok(()), |why| Err(Error::CoreTask(why)))
+}
+
+/// What the main future wakes for.
+enum Event {
+    /// SIGTERM or SIGINT.
+    Stop(&'static str),
+    /// SIGHUP: read the configuration again.
+    Reload,
+    /// SIGUSR1: log a status summary.
+    Status,
+    /// A core task ended or panicked.
+    Failed(String),
+}
+
+async fn next_event(signals: &mut Signals, supervisor: &Supervisor) -> Event {
+    next_signal(signals).or(async { Event::Failed(supervisor.failure().await) }).await
+}
+
+async fn next_signal(signals: &mut Signals) -> Event {
+    match signals.next().await {
+        Some(Ok(Signal::Hup)) => Event::Reload,
+        Some(Ok(Signal::Usr1)) => Event::Status,
+        other => Event::Stop(signal_name(other)),
+    }
+}
+
+/// SIGUSR1: one log line with what `status` reports, for an operator without robinctl.
+async fn log_status(session: &Session, tasks: &TaskManager, notifier: &Notifier) {
+    let stats = notifier.stats();
+    let database = session.database().map(|db| db.path().display().to_string());
+    log::info!(
+        "status: robind {} pid {}, database {}, user {}, {} tasks running, {} WebSocket clients, notifier {}",
+        crate::VERSION,
+        std::process::id(),
+        database.as_deref().unwrap_or("none"),
+        session.user().as_deref().unwrap_or("none"),
+        tasks.count(),
+        notifier.client_count(),
+        stats.to_json()
+    );
 }
 
 /// Opens the default (plain) database and sets up where users' databases go; both broadcast

@@ -62,6 +62,8 @@ pub(super) fn signal_name(signal: Option<std::io::Result<Signal>>) -> &'static s
     match signal {
         Some(Ok(Signal::Term)) => "SIGTERM",
         Some(Ok(Signal::Int)) => "SIGINT",
+        Some(Ok(Signal::Hup)) => "SIGHUP",
+        Some(Ok(Signal::Usr1)) => "SIGUSR1",
         _ => "a signal",
     }
 }

@@ -81,6 +81,9 @@ pub enum Error {
     /// the write is not in the database.
     #[error("the write could not be committed")]
     WriteFailed(#[source] std::sync::Arc<rusqlite::Error>),
+    /// The writer stopped for good after a fault in robin itself; the daemon is shutting down.
+    #[error("the database writer failed ({0}); robind is restarting")]
+    WriterFailed(String),
     /// The database was closed (logout or shutdown).
     #[error("the database is closed")]
     Closed,

@@ -347,6 +347,12 @@ impl Database {
         }
     }
 
+    /// Resolves with the reason if the writer fails for good (a fault in robin itself, never a
+    /// failed write): a supervisor's cue to stop the daemon instead of leaving it half alive.
+    pub async fn writer_failed(&self) -> String {
+        self.inner.writer.failed().await
+    }
+
     /// The state for `status`: path, encryption and schema version.
     pub fn describe(&self) -> serde_json::Value {
         serde_json::json!({

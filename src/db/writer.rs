@@ -55,6 +55,8 @@ struct State {
     jobs: VecDeque<Queued>,
     /// A pool thread is draining the queue.
     running: bool,
+    /// Why the writer stopped for good (its own code panicked); later writes fail with it.
+    failed: Option<String>,
 }
 
 /// The writer connection and its queue. Shared by every clone of the database.
@@ -62,6 +64,8 @@ pub(crate) struct Writer {
     state: Mutex<State>,
     /// `None` once closed. Locked only by the runner thread (and by close).
     conn: Mutex<Option<Connection>>,
+    /// Fires when the writer fails for good.
+    failure: event_listener::Event,
 }
 
 impl std::fmt::Debug for Writer {
@@ -72,7 +76,11 @@ impl std::fmt::Debug for Writer {
 
 impl Writer {
     pub(crate) fn new(conn: Connection) -> Writer {
-        Writer { state: Mutex::default(), conn: Mutex::new(Some(conn)) }
+        Writer {
+            state: Mutex::default(),
+            conn: Mutex::new(Some(conn)),
+            failure: event_listener::Event::new(),
+        }
     }
 
     /// Queues `f`; the returned receiver yields its result after the commit. `claim` lets the
@@ -129,6 +137,10 @@ impl Writer {
     fn enqueue(self: &Arc<Self>, queued: Queued) {
         let start = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(why) = &state.failed {
+                (queued.reject)(Error::WriterFailed(why.clone()));
+                return;
+            }
             state.jobs.push_back(queued);
             !std::mem::replace(&mut state.running, true)
         };
@@ -136,12 +148,42 @@ impl Writer {
             let writer = self.clone();
             // Detached on purpose: the runner owns nothing but the queue it drains, and every
             // job it takes answers its caller through the job's own channel.
-            blocking::unblock(move || writer.run()).detach();
+            blocking::unblock(move || writer.run_guarded()).detach();
+        }
+    }
+
+    /// [`run`](Self::run), and if robin's own code in it panics (a closure's panic is caught
+    /// per job), the writer stops for good: every queued and later write fails with the
+    /// reason, and [`failed`](Self::failed) wakes, so that the daemon exits instead of
+    /// answering while it can no longer write.
+    fn run_guarded(&self) {
+        let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.run())) else { return };
+        let why = panic_message(&panic);
+        log::error!("database: the writer failed: {why}");
+        let rejected: Vec<Queued> = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.failed = Some(why.clone());
+            state.running = false;
+            state.jobs.drain(..).collect()
+        };
+        rejected.into_iter().for_each(|q| (q.reject)(Error::WriterFailed(why.clone())));
+        self.failure.notify(usize::MAX);
+    }
+
+    /// Resolves with the reason once the writer has failed for good.
+    pub(crate) async fn failed(&self) -> String {
+        loop {
+            let listener = self.failure.listen();
+            if let Some(why) = self.state.lock().unwrap_or_else(|e| e.into_inner()).failed.clone() {
+                return why;
+            }
+            listener.await;
         }
     }
 
     /// Drains the queue, group by group, then gives the thread back.
     fn run(&self) {
+        crate::runtime::inject_fault("writer");
         loop {
             let group: Vec<Queued> = {
                 let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());

@@ -36,6 +36,7 @@
 //! [`peers`](crate::peers) rule: only the daemon's own uid, root and the uids listed in
 //! `ipc_allow_uids` are served, at most [`MAX_CONNECTIONS_PER_UID`] clients each, with
 //! [`OWNER_RESERVED`] of the [`MAX_CONNECTIONS`] slots kept for the owner.
+use std::cell::RefCell;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -191,8 +192,8 @@ pub struct Server {
     controller: Rc<Controller>,
     /// Clients connected now, in all and per user.
     slots: Rc<Slots<u32>>,
-    /// Who may connect: the daemon's own user, root and `ipc_allow_uids`.
-    policy: Policy,
+    /// Who may connect: the daemon's own user, root and `ipc_allow_uids` (replaced on reload).
+    policy: Rc<RefCell<Policy>>,
     /// See [`IDLE_TIMEOUT`].
     idle_timeout: Duration,
 }
@@ -204,7 +205,7 @@ impl Server {
             listener: Async::new(listener)?,
             controller,
             slots: Slots::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_UID),
-            policy: Policy::new(&[]),
+            policy: Rc::new(RefCell::new(Policy::new(&[]))),
             idle_timeout: IDLE_TIMEOUT,
         })
     }
@@ -216,13 +217,19 @@ impl Server {
     }
 
     /// Also serves these users (by uid), besides the daemon's own user and root.
-    pub fn with_allowed_uids(mut self, uids: &[u32]) -> Server {
-        self.policy = Policy::new(uids);
+    pub fn with_allowed_uids(self, uids: &[u32]) -> Server {
+        *self.policy.borrow_mut() = Policy::new(uids);
         self
     }
 
+    /// Where a reload puts the new policy; clients that connect later follow it.
+    pub fn policy_handle(&self) -> Rc<RefCell<Policy>> {
+        self.policy.clone()
+    }
+
     fn admission(&self) -> Admission {
-        Admission { slots: self.slots.clone(), policy: self.policy.clone(), idle_timeout: self.idle_timeout }
+        let policy = self.policy.borrow().clone();
+        Admission { slots: self.slots.clone(), policy, idle_timeout: self.idle_timeout }
     }
 
     /// The socket's path (for an activated socket, wherever the service manager put it).
@@ -238,6 +245,7 @@ impl Server {
                 loop {
                     match self.listener.accept().await {
                         Ok((stream, _)) => {
+                            crate::runtime::inject_fault("ipc");
                             let client = serve_client(stream, self.controller.clone(), self.admission());
                             // Detached on purpose: `clients` is owned by this future, so
                             // dropping the server cancels every client with it.

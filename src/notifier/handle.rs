@@ -67,6 +67,7 @@ pub fn channel(notifier: Rc<Notifier>, capacity: usize) -> (NotifierHandle, impl
     let pump = async move {
         let mut since_yield = 0;
         while let Ok(request) = rx.recv().await {
+            crate::runtime::inject_fault("notifier");
             in_flight.fetch_sub(1, Relaxed);
             match request {
                 Request::Broadcast(message) => {

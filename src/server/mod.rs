@@ -22,6 +22,7 @@ mod request;
 mod response;
 mod token;
 
+use std::cell::RefCell;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
@@ -102,10 +103,10 @@ struct Shared {
     controller: Rc<Controller>,
     /// Per-connection bounds.
     limits: Limits,
-    /// Host, Origin and token checks.
-    access: Access,
-    /// Who may connect, and how the listener finds out.
-    peers: Peers,
+    /// Host, Origin and token checks (replaced on reload).
+    access: RefCell<Access>,
+    /// Who may connect, and how the listener finds out (its policy replaced on reload).
+    peers: RefCell<Peers>,
     /// Open connections right now, in all and per peer.
     slots: Rc<Slots<PeerKey>>,
 }
@@ -129,6 +130,24 @@ impl Peers {
     /// Users are told apart by uid, with `policy`; fails where sock_diag is not available.
     pub fn by_uid(policy: Policy) -> io::Result<Peers> {
         Ok(Peers::ByUid { policy, lookup: LoopbackPeers::open()? })
+    }
+}
+
+/// Changes a serving listener's rules; new connections and requests follow them.
+#[derive(Clone, Debug)]
+pub struct Handle(Rc<Shared>);
+
+impl Handle {
+    /// Replaces the Host, Origin and token checks.
+    pub fn set_access(&self, access: Access) {
+        *self.0.access.borrow_mut() = access;
+    }
+
+    /// Replaces who may connect (kept as it is when users are not told apart by uid).
+    pub fn set_policy(&self, new: Policy) {
+        if let Peers::ByUid { policy, .. } = &mut *self.0.peers.borrow_mut() {
+            *policy = new;
+        }
     }
 }
 
@@ -158,8 +177,19 @@ impl Server {
         peers: Peers,
     ) -> io::Result<Server> {
         let slots = Slots::new(limits.max_connections, limits.max_connections_per_peer);
-        let shared = Rc::new(Shared { controller, limits, access, peers, slots });
+        let shared = Rc::new(Shared {
+            controller,
+            limits,
+            access: RefCell::new(access),
+            peers: RefCell::new(peers),
+            slots,
+        });
         Ok(Server { listener: Async::new(listener)?, shared })
+    }
+
+    /// A handle that changes the access rules of this listener while it serves (SIGHUP).
+    pub fn handle(&self) -> Handle {
+        Handle(self.shared.clone())
     }
 
     /// The address the listener is bound to (the real port when 0 was asked for).
@@ -175,6 +205,7 @@ impl Server {
                 loop {
                     match self.listener.accept().await {
                         Ok((stream, peer)) => {
+                            crate::runtime::inject_fault("http");
                             // Detached on purpose: the task lives on `connections`, which this
                             // future owns, so dropping the server cancels every connection.
                             connections.spawn(serve_connection(stream, peer, self.shared.clone())).detach();
@@ -193,8 +224,7 @@ impl Server {
 
 async fn serve_connection(mut stream: Async<TcpStream>, peer: SocketAddr, shared: Rc<Shared>) {
     let limits = &shared.limits;
-    let (caller, key, refusal) = identify(&stream, peer, &shared.peers);
-    let privileged = matches!(&shared.peers, Peers::ByUid { policy, .. } if caller.uid.is_some_and(|uid| policy.is_owner(uid)));
+    let (caller, key, refusal, privileged) = identify(&stream, peer, &shared.peers.borrow());
     let slot = shared.slots.take(key, privileged, limits.owner_reserved);
     let refusal = match (refusal, &slot) {
         (Some(refusal), _) => Some(refusal),
@@ -252,15 +282,13 @@ async fn serve_connection(mut stream: Async<TcpStream>, peer: SocketAddr, shared
 }
 
 /// Who is on the other end: the caller as the control layer sees it, the key its connections
-/// are counted under, and the answer when it may not connect at all.
-fn identify(
-    stream: &Async<TcpStream>,
-    peer: SocketAddr,
-    peers: &Peers,
-) -> (Caller, PeerKey, Option<Response>) {
+/// are counted under, the answer when it may not connect at all, and whether it is the owner
+/// (for whom slots are kept).
+fn identify(stream: &Async<TcpStream>, peer: SocketAddr, peers: &Peers) -> Identity {
     let anonymous = Caller { uid: None, addr: Some(peer.ip()) };
+    let by_addr = PeerKey::Addr(peer.ip());
     let Peers::ByUid { policy, lookup } = peers else {
-        return (anonymous, PeerKey::Addr(peer.ip()), None);
+        return (anonymous, by_addr, None, false);
     };
     match lookup.uid_of(stream.get_ref()) {
         Ok(Some(uid)) => {
@@ -268,21 +296,25 @@ fn identify(
                 log::warn!("http: refused a connection from {peer}: {reason}");
                 Response::error(403, &reason)
             });
-            (Caller { uid: Some(uid), addr: Some(peer.ip()) }, PeerKey::Uid(uid), refusal)
+            let caller = Caller { uid: Some(uid), addr: Some(peer.ip()) };
+            (caller, PeerKey::Uid(uid), refusal, policy.is_owner(uid))
         }
         // Another machine (the listener is not on loopback; the token decides).
-        Ok(None) if !peer.ip().is_loopback() => (anonymous, PeerKey::Addr(peer.ip()), None),
+        Ok(None) if !peer.ip().is_loopback() => (anonymous, by_addr, None, false),
         Ok(None) => {
             let reason = "cannot tell which user this connection belongs to (it was closed)";
-            (anonymous, PeerKey::Addr(peer.ip()), Some(Response::error(403, reason)))
+            (anonymous, by_addr, Some(Response::error(403, reason)), false)
         }
         Err(err) => {
             log::warn!("http: cannot look up the user behind {peer}: {err}");
             let reason = format!("cannot tell which user this connection belongs to: {err}");
-            (anonymous, PeerKey::Addr(peer.ip()), Some(Response::error(503, &reason)))
+            (anonymous, by_addr, Some(Response::error(503, &reason)), false)
         }
     }
 }
+
+/// What [`identify`] finds: caller, slot key, refusal, owner.
+type Identity = (Caller, PeerKey, Option<Response>, bool);
 
 /// Writes all of `bytes`, or gives up (false) when the socket fails or the client has not
 /// taken them within `limit`: a client that does not read must not hold a connection forever.
@@ -306,7 +338,8 @@ enum Routed {
 async fn route(request: &Request, shared: &Shared, caller: &Caller) -> Routed {
     let is_ws = request.path == WS_PATH || request.path == "/ws/";
     let api_path = request.path.strip_prefix(API_PREFIX);
-    if let Err(refused) = shared.access.check(request, is_ws || api_path.is_some()) {
+    let checked = shared.access.borrow().check(request, is_ws || api_path.is_some());
+    if let Err(refused) = checked {
         return Routed::Respond(refused);
     }
     if is_ws {

@@ -167,8 +167,8 @@ pub struct Scheduler {
     last_run: RefCell<HashMap<String, SystemTime>>,
     loaded: Cell<bool>,
     should_schedule: Cell<bool>,
-    max_tasks: usize,
-    tick: Duration,
+    max_tasks: Cell<usize>,
+    tick: Cell<Duration>,
     clock: Rc<dyn Clock>,
     store: RefCell<Rc<dyn LastRunStore>>,
 }
@@ -196,8 +196,8 @@ impl Scheduler {
             last_run: RefCell::default(),
             loaded: Cell::new(false),
             should_schedule: Cell::new(false),
-            max_tasks,
-            tick,
+            max_tasks: Cell::new(max_tasks),
+            tick: Cell::new(tick),
             clock,
             store: RefCell::new(store),
         }
@@ -235,6 +235,7 @@ impl Scheduler {
 
     /// One scheduling pass: starts the due jobs that fit. Returns the tasks it spawned.
     pub async fn tick(&self) -> Vec<TaskId> {
+        crate::runtime::inject_fault("scheduler");
         if !self.loaded.replace(true) {
             let store = self.store.borrow().clone();
             let stored = store.load().await;
@@ -259,7 +260,7 @@ impl Scheduler {
         fastrand::shuffle(&mut due);
         let mut spawned = Vec::new();
         for index in due {
-            if self.manager.count() >= self.max_tasks {
+            if self.manager.count() >= self.max_tasks.get() {
                 break;
             }
             let (name, futures) = {
@@ -307,6 +308,12 @@ impl Scheduler {
         Ok(futures.into_iter().map(|f| self.manager.spawn_and_track(name, f, options.clone()).id()).collect())
     }
 
+    /// Changes how many tasks may run at once and how often it looks for due jobs (a reload).
+    pub fn set_limits(&self, max_tasks: usize, tick: Duration) {
+        self.max_tasks.set(max_tasks);
+        self.tick.set(tick);
+    }
+
     /// Changes a job's interval (settings such as `prices_interval_secs`); false if unknown.
     pub fn set_interval(&self, name: &str, interval: Duration) -> bool {
         let mut jobs = self.jobs.borrow_mut();
@@ -331,7 +338,7 @@ impl Scheduler {
     pub async fn run(self: Rc<Self>) {
         loop {
             self.tick().await;
-            async_io::Timer::after(self.tick).await;
+            async_io::Timer::after(self.tick.get()).await;
         }
     }
 
@@ -351,7 +358,7 @@ impl Scheduler {
                 })
             })
             .collect();
-        json!({ "should_schedule": self.should_schedule.get(), "max_tasks": self.max_tasks, "jobs": jobs })
+        json!({ "should_schedule": self.should_schedule.get(), "max_tasks": self.max_tasks.get(), "jobs": jobs })
     }
 }
 
