@@ -150,3 +150,63 @@ fn an_unlocked_users_database_is_backed_up_encrypted_beside_it() {
     let copy = open(Some("pw")).unwrap();
     assert_eq!(futures_lite::future::block_on(copy.assets()).unwrap(), vec!["ethereum"]);
 }
+
+#[test]
+fn concurrent_unlocks_exactly_one_succeeds_and_the_winner_is_current() {
+    let sandbox = Sandbox::new();
+    let _daemon = Daemon::start(sandbox.command());
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let attempts: Vec<_> = ["carol", "dave", "erin", "frank"]
+        .into_iter()
+        .map(|user| {
+            let (socket, barrier) = (sandbox.socket(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let request =
+                    json!({"id": 1, "method": "unlock", "params": {"username": user, "password": "pw"}});
+                (user, ipc_call(&socket, &request.to_string()))
+            })
+        })
+        .collect();
+    let answers: Vec<(&str, Value)> = attempts.into_iter().map(|t| t.join().unwrap()).collect();
+    let winners: Vec<&str> =
+        answers.iter().filter(|(_, a)| a["result"].is_object()).map(|(u, _)| *u).collect();
+    assert_eq!(winners.len(), 1, "{answers:?}");
+    for (user, answer) in &answers {
+        if answer["result"].is_object() {
+            continue;
+        }
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("another unlock or logout is in progress")
+                || message.contains("is unlocked; logout first"),
+            "{user}: {message}"
+        );
+    }
+    assert_eq!(call(&sandbox, "status", json!({}))["result"]["user"], winners[0]);
+}
+
+#[test]
+fn wrong_passwords_back_off_and_never_reach_the_log() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(sandbox.command());
+    assert!(
+        call(&sandbox, "unlock", json!({"username": "gina", "password": "Right-Horse-77"}))["result"]
+            .is_object()
+    );
+    call(&sandbox, "logout", json!({}));
+    let wrong = call(&sandbox, "unlock", json!({"username": "gina", "password": "Wrong-Battery-12"}));
+    assert_eq!(wrong["error"]["code"], -32006, "{wrong}");
+    // The right password right away is not even tried: this caller waits first.
+    let early = call(&sandbox, "unlock", json!({"username": "gina", "password": "Right-Horse-77"}));
+    let message = early["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("too many wrong passwords; try again in"), "{early}");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let later = call(&sandbox, "unlock", json!({"username": "gina", "password": "Right-Horse-77"}));
+    assert!(later["result"].is_object(), "after the wait: {later}");
+    let log = daemon.wait_for_log("wrong password (1 in a row); next attempt allowed in 1s");
+    assert!(
+        !log.contains("Right-Horse-77") && !log.contains("Wrong-Battery-12"),
+        "passwords in the log:\n{log}"
+    );
+}

@@ -70,6 +70,8 @@ pub struct Daemon {
     pub child: Child,
     pub ready: Value,
     stderr: mpsc::Receiver<String>,
+    /// Every stderr line read so far.
+    log: std::cell::RefCell<String>,
 }
 
 impl Daemon {
@@ -89,7 +91,7 @@ impl Daemon {
         };
         let ready: Value = serde_json::from_str(&line).expect("ready line is JSON");
         assert_eq!(ready["event"], "ready", "{line}");
-        Daemon { child, ready, stderr }
+        Daemon { child, ready, stderr, log: Default::default() }
     }
 
     pub fn pid(&self) -> u32 {
@@ -120,9 +122,35 @@ impl Daemon {
         }
     }
 
-    /// Everything the daemon wrote on stderr so far.
+    /// What the daemon wrote on stderr since the last call (see [`Daemon::log`] for all of it).
     pub fn stderr(&self) -> String {
-        self.stderr.try_iter().collect::<Vec<_>>().join("\n")
+        let new = self.stderr.try_iter().collect::<Vec<_>>().join("\n");
+        let mut log = self.log.borrow_mut();
+        log.push_str(&new);
+        log.push('\n');
+        new
+    }
+
+    /// Everything the daemon wrote on stderr so far.
+    pub fn log(&self) -> String {
+        self.stderr();
+        self.log.borrow().clone()
+    }
+
+    /// Waits (bounded) for a log line containing `needle`; the whole log.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?} within {PATIENCE:?}; log:\n{log}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
