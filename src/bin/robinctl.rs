@@ -30,7 +30,8 @@ Commands:
   assets list|add ID|remove ID
   accounts list|add ADDRESS [--label TEXT]|remove ADDRESS
   settings [NAME [VALUE]]      show all settings, one, or change one
-  backup PATH                  write a backup of the database to PATH
+  backup PATH [--overwrite]    write a backup of the database to PATH (a new file,
+                               unless --overwrite; never inside the data directory)
   unlock USER [--password-stdin]  open USER's encrypted database (asks for the password)
   logout                       close it and return to the default database
   snapshot                     the latest balance snapshot
@@ -140,9 +141,9 @@ fn run() -> Result<(), Failure> {
         ["settings"] => ("settings.get", json!({})),
         ["settings", name] => ("settings.get", json!({ "name": name })),
         ["settings", name, value] => ("settings.set", json!({ "name": name, "value": value })),
-        ["backup", path] => {
+        ["backup", path] | ["backup", path, "--overwrite"] | ["backup", "--overwrite", path] => {
             let path = std::path::absolute(path).map_err(|e| usage(&e.to_string()))?;
-            ("backup", json!({ "path": path }))
+            ("backup", json!({ "path": path, "overwrite": words.contains(&"--overwrite") }))
         }
         ["run", job] => ("tasks.run", json!({ "job": job })),
         ["unlock", user] | ["unlock", user, "--password-stdin"] | ["unlock", "--password-stdin", user] => {

@@ -64,8 +64,13 @@ pub enum Command {
         /// The new value, already checked.
         value: String,
     },
-    /// Writes a backup of the database to a path.
-    Backup(PathBuf),
+    /// Writes a backup of the current database to a file outside the live data.
+    Backup {
+        /// The file to write, absolute.
+        path: PathBuf,
+        /// Whether an existing file there may be replaced.
+        overwrite: bool,
+    },
     /// Opens a user's encrypted database (created on first unlock) and makes it current.
     Unlock {
         /// The user's name (also the directory name).
@@ -172,11 +177,17 @@ fn parse_settings_get(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
 }
 
 fn parse_backup(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
-    let path = PathBuf::from(p.required_str("path")?);
+    let path = p.required_str("path")?;
+    // C interfaces (the kernel's, SQLite's) read a path only up to a NUL: another file than
+    // the one named.
+    if path.contains('\0') {
+        return Err(Invalid("the path contains a NUL byte".into()));
+    }
+    let path = PathBuf::from(path);
     if !path.is_absolute() {
         return Err(Invalid("path must be absolute (the daemon's working directory is not yours)".into()));
     }
-    Ok(Command::Backup(path))
+    Ok(Command::Backup { path, overwrite: p.optional_bool("overwrite")?.unwrap_or(false) })
 }
 
 fn parse_unlock(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
@@ -201,6 +212,27 @@ mod tests {
         assert_eq!(err.code(), -32602);
         let err = Command::parse("tasks.cancel", Some(&json!({"id": 1, "name_prefix": "a"}))).unwrap_err();
         assert!(err.to_string().contains("one of them"), "{err}");
+    }
+
+    #[test]
+    fn backup_params_are_checked() {
+        let backup = |params| Command::parse("backup", Some(&params));
+        assert_eq!(
+            backup(json!({"path": "/tmp/b.db"})).unwrap(),
+            Command::Backup { path: "/tmp/b.db".into(), overwrite: false }
+        );
+        assert_eq!(
+            backup(json!({"path": "/tmp/b.db", "overwrite": true})).unwrap(),
+            Command::Backup { path: "/tmp/b.db".into(), overwrite: true }
+        );
+        for (params, reason) in [
+            (json!({"path": "b.db"}), "absolute"),
+            (json!({"path": "/tmp/b\u{0}.db"}), "NUL"),
+            (json!({"path": "/tmp/b.db", "overwrite": "yes"}), "true or false"),
+        ] {
+            let err = backup(params).unwrap_err();
+            assert!(err.to_string().contains(reason), "{err}");
+        }
     }
 
     #[test]

@@ -230,8 +230,9 @@ impl Controller {
                     None => json!({ "id": null, "balances": balances }),
                 })
             }
-            Command::Backup(path) => {
-                db.backup_to(&path, None).await?;
+            Command::Backup { path, overwrite } => {
+                let live = self.session.live_area().await;
+                db.backup(crate::db::BackupTarget { path: path.clone(), overwrite, live }, None).await?;
                 Ok(json!({ "path": path.display().to_string() }))
             }
             other => unreachable!("{other:?} does not use the database"),

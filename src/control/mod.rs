@@ -8,8 +8,10 @@
 //! socket, the HTTP routes and the WebSocket hand every request here, so each command is
 //! written once and behaves the same on every transport.
 //!
-//! May touch: the public handles of `notifier`, `tasks` and `db`, and the feature flags of
-//! `config`. It is, with `daemon`, the only module that imports several siblings.
+//! May touch: the public handles of `notifier`, `tasks` and `db`, the feature flags of
+//! `config`, the lock file's name from `lockfile`, and the data directory (it creates users'
+//! directories and lists them so that backups stay out). It is, with `daemon`, the only module
+//! that imports several siblings.
 //!
 //! # Examples
 //!

@@ -68,6 +68,16 @@ impl<'a> Params<'a> {
             .ok_or_else(|| Invalid(format!("expected {{\"{name}\": true|false}}")))
     }
 
+    /// An optional boolean parameter.
+    pub fn optional_bool(&self, name: &str) -> Result<Option<bool>, Invalid> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(value) => {
+                value.as_bool().map(Some).ok_or_else(|| Invalid(format!("\"{name}\" must be true or false")))
+            }
+        }
+    }
+
     /// A non-negative integer parameter that must be present.
     pub fn required_u64(&self, name: &str) -> Result<u64, Invalid> {
         self.optional_u64(name)?.ok_or_else(|| Invalid(format!("expected {{\"{name}\": N}}")))

@@ -4,11 +4,12 @@
 //! Commands and jobs ask the session for the current database when they run, so after an
 //! `unlock` they work on the user's database. A switch starts clean, as a rotki login does:
 //! every task is cancelled, scheduling is off, and last-run times and job intervals come from
-//! the new database.
+//! the new database. The session also knows the data directory's layout, and so what a backup
+//! must leave alone ([`Session::live_area`]).
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,9 @@ use super::error::{Error, Result};
 use super::params;
 use crate::db::{self, Database};
 use crate::tasks::{DatabaseStore, Scheduler, TaskManager};
+
+/// The directory inside the data directory that holds one directory per user.
+const USERS_DIR_NAME: &str = "users";
 
 /// The current database and who unlocked it. Lives on the loop thread; share it as `Rc`.
 #[derive(Debug)]
@@ -29,8 +33,9 @@ pub struct Session {
     default: RefCell<Option<Database>>,
     /// The unlocked user and their database, if any.
     user: RefCell<Option<(String, Database)>>,
-    /// Where user databases live (`dir/<username>/robin.db`) and how they are opened.
-    user_databases: RefCell<Option<(PathBuf, db::Options)>>,
+    /// The data directory (user databases live in `DATA/users/<username>/robin.db`) and how
+    /// user databases are opened.
+    data_dir: RefCell<Option<(PathBuf, db::Options)>>,
     /// An unlock or logout is in progress: another one is refused until it ends.
     switching: Cell<bool>,
     /// Wrong passwords in a row per caller, and when that caller may try again.
@@ -70,7 +75,7 @@ impl Session {
             scheduler: RefCell::default(),
             default: RefCell::default(),
             user: RefCell::default(),
-            user_databases: RefCell::default(),
+            data_dir: RefCell::default(),
             switching: Cell::new(false),
             failures: RefCell::default(),
         })
@@ -99,9 +104,26 @@ impl Session {
         *self.default.borrow_mut() = database;
     }
 
-    /// Enables `unlock`: user databases live in `dir/<username>/robin.db`.
-    pub fn set_user_databases(&self, dir: PathBuf, options: db::Options) {
-        *self.user_databases.borrow_mut() = Some((dir, options));
+    /// Sets the data directory. Enables `unlock` (user databases live in
+    /// `data_dir/users/<username>/robin.db`, opened with `options`) and tells backups what to
+    /// leave alone.
+    pub fn set_data_dir(&self, data_dir: PathBuf, options: db::Options) {
+        *self.data_dir.borrow_mut() = Some((data_dir, options));
+    }
+
+    /// What a backup must leave alone besides the current database's own files: the default
+    /// database, the data directory's lock file, and everything in the data directory except
+    /// the `backups/` directory beside each database. Lists the users on the blocking pool.
+    pub async fn live_area(&self) -> db::LiveArea {
+        let mut live = db::LiveArea::new();
+        if let Some(default) = self.default.borrow().as_ref() {
+            live = live.with_database(default);
+        }
+        let data_dir = self.data_dir.borrow().as_ref().map(|(dir, _)| dir.clone());
+        match data_dir {
+            Some(data_dir) => blocking::unblock(move || live_data_dir(live, &data_dir)).await,
+            None => live,
+        }
     }
 
     /// Records the scheduler (or none).
@@ -141,8 +163,8 @@ impl Session {
 
     async fn open_user(&self, username: &str, password: db::Password) -> Result<Database> {
         let (dir, options) =
-            self.user_databases.borrow().clone().ok_or(Error::Disabled("user databases are not set up"))?;
-        let user_dir = dir.join(username);
+            self.data_dir.borrow().clone().ok_or(Error::Disabled("user databases are not set up"))?;
+        let user_dir = dir.join(USERS_DIR_NAME).join(username);
         let create = user_dir.clone();
         blocking::unblock(move || std::fs::DirBuilder::new().recursive(true).mode(0o700).create(create))
             .await
@@ -238,4 +260,21 @@ impl Session {
             log::info!("cancelled {cancelled} tasks on the database switch");
         }
     }
+}
+
+/// Adds the data directory to `live`: its lock file, the directory itself and each user's
+/// directory, with the `backups/` beside each database let through. Blocking: lists the users.
+fn live_data_dir(live: db::LiveArea, data_dir: &Path) -> db::LiveArea {
+    let mut live = live
+        .with_file(data_dir.join(crate::lockfile::LOCK_FILE_NAME), "lock file")
+        .with_dir(data_dir)
+        .with_backup_dir(data_dir.join(db::BACKUPS_DIR_NAME));
+    // The data directory alone would cover the users' directories, but listing them catches
+    // one reached another way too (a bind mount), and lets their backups directories in.
+    let users = std::fs::read_dir(data_dir.join(USERS_DIR_NAME)).into_iter().flatten().flatten();
+    for user in users {
+        let user_dir = user.path();
+        live = live.with_backup_dir(user_dir.join(db::BACKUPS_DIR_NAME)).with_dir(user_dir);
+    }
+    live
 }

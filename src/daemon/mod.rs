@@ -398,7 +398,10 @@ async fn open_databases(
     let database = db::Database::open(&path, None, options.clone()).await?;
     log::info!("database {} open (schema version {})", path.display(), database.schema_version());
     session.set_default_database(Some(database.clone()));
-    session.set_user_databases(config.data_dir.value.join("users"), options);
+    session.set_data_dir(config.data_dir.value.clone(), options);
+    // Nothing is being backed up yet: any temporary backup file there is a crash's leftover.
+    let backups = database.backups_dir();
+    blocking::unblock(move || db::remove_backup_leftovers(&backups)).await;
     Ok(database)
 }
 

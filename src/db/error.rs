@@ -105,12 +105,78 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A backup was asked to replace a file the running daemon uses (a database, its `-wal`,
+    /// `-shm` or `-journal`, the lock file), directly or through a symlink or hard link.
+    /// Nothing was written.
+    #[error("refusing to back up onto the live {what} {}; choose a path outside the data directory", .path.display())]
+    BackupOntoLiveFile {
+        /// The live file, as the daemon knows it.
+        path: PathBuf,
+        /// What it is ("database file", "lock file").
+        what: &'static str,
+    },
+    /// A backup was asked to go into a directory holding live data (the data directory, a
+    /// user's directory), outside the `backups/` directories. Nothing was written.
+    #[error(
+        "refusing to back up to {}: {} holds live data; choose a path outside it, or in the backups directory beside a database",
+        .path.display(), .dir.display()
+    )]
+    BackupIntoLiveDir {
+        /// The destination asked for.
+        path: PathBuf,
+        /// The live directory it lies in.
+        dir: PathBuf,
+    },
+    /// The backup's destination exists and replacing it was not asked for. Nothing was written.
+    #[error("{} exists; pass \"overwrite\": true to replace it", .0.display())]
+    BackupExists(PathBuf),
+    /// The backup's destination is a directory, device, socket or pipe, which a backup never
+    /// replaces. Nothing was written.
+    #[error("{} is a {kind}, not a file; name a file for the backup", .path.display())]
+    BackupNotAFile {
+        /// The destination asked for.
+        path: PathBuf,
+        /// What is there instead.
+        kind: &'static str,
+    },
+    /// The directory of the backup's destination is missing or not a directory.
+    #[error("cannot back up to {}: its directory does not exist or is not a directory", .path.display())]
+    BackupDirectory {
+        /// The destination asked for.
+        path: PathBuf,
+        /// What the file system reported.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The backup's path is unusable as given (relative, with a NUL byte, naming no file).
+    #[error("cannot back up to {path:?}: {reason}")]
+    BackupPath {
+        /// The destination asked for.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 impl Error {
     /// Wraps a caller's error to roll the transaction back with it.
     pub fn rollback(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
         Error::Rollback(err.into())
+    }
+
+    /// Whether the request was refused before anything was written (a backup onto live data,
+    /// over an existing file, to an unusable path): the caller must change it, and the
+    /// database is fine.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Error::BackupOntoLiveFile { .. }
+                | Error::BackupIntoLiveDir { .. }
+                | Error::BackupExists(_)
+                | Error::BackupNotAFile { .. }
+                | Error::BackupDirectory { .. }
+                | Error::BackupPath { .. }
+        )
     }
 }
 

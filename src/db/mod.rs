@@ -34,6 +34,7 @@
 //!     db.close().await;
 //! });
 //! ```
+mod backup;
 mod connection;
 mod error;
 mod schema;
@@ -53,6 +54,7 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire};
 use blocking::Unblock;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+pub use backup::{BACKUP_PREFIX, BACKUPS_DIR_NAME, BackupTarget, LiveArea, remove_backup_leftovers};
 pub use connection::{DEFAULT_BUSY_TIMEOUT, Password};
 pub use error::{Error, Result};
 pub use rusqlite::{OptionalExtension, params};
@@ -245,91 +247,6 @@ impl Database {
         futures_lite::future::block_on(self.write(f))
     }
 
-    /// Copies the database to `destination` with SQLite's online backup API, a few pages at a
-    /// time on a reader connection, so writes go on meanwhile. An encrypted database gives an
-    /// encrypted copy under the same key.
-    pub async fn backup_to(&self, destination: &Path, password: Option<Password>) -> Result<()> {
-        if self.inner.encrypted && password.is_none() {
-            return self.export_encrypted(destination).await;
-        }
-        let destination = destination.to_path_buf();
-        let mut reader = ReaderGuard::take(&self.inner).await?;
-        let options = self.inner.options.clone();
-        reader
-            .conn()
-            .with_mut(move |conn| {
-                let backup_err = |source| Error::Backup { path: destination.clone(), source };
-                let partial = destination.with_extension("partial");
-                let _ = std::fs::remove_file(&partial);
-                let mut target = Connection::open(&partial).map_err(backup_err)?;
-                if let Some(password) = &password {
-                    drop(target);
-                    target = connection::open(&partial, Some(password), &options, connection::Role::Writer)?;
-                }
-                let backup = rusqlite::backup::Backup::new(conn, &mut target).map_err(backup_err)?;
-                backup.run_to_completion(256, Duration::from_millis(1), None).map_err(backup_err)?;
-                drop(backup);
-                // The copy carries the source's WAL flag; a backup should be one self-contained
-                // file that opening does not surround with -wal and -shm files.
-                target.execute_batch("PRAGMA journal_mode = DELETE;").map_err(backup_err)?;
-                drop(target);
-                // Written under another name and renamed: a crash never leaves half a backup
-                // under the name the user asked for.
-                std::fs::rename(&partial, &destination)
-                    .map_err(|source| Error::BackupFile { path: destination.clone(), source })
-            })
-            .await
-    }
-
-    /// Copies an encrypted database under its own key without knowing the password: the
-    /// writer connection holds the key, `ATTACH` without `KEY` gives the copy the same key, and
-    /// `sqlcipher_export` fills it. Runs on the writer, between write groups.
-    async fn export_encrypted(&self, destination: &Path) -> Result<()> {
-        let destination = destination.to_path_buf();
-        let answer = self.inner.writer.submit_raw(move |conn| {
-            let backup_err = |source| Error::Backup { path: destination.clone(), source };
-            let partial = destination.with_extension("partial");
-            let _ = std::fs::remove_file(&partial);
-            let partial_text = partial.to_string_lossy().into_owned();
-            conn.execute("ATTACH DATABASE ?1 AS robin_backup", [partial_text]).map_err(backup_err)?;
-            let exported =
-                conn.query_row("SELECT sqlcipher_export('robin_backup')", [], |_| Ok(())).and_then(|()| {
-                    // sqlcipher_export copies schema and rows, not the schema version.
-                    let version: u32 = conn.query_row("PRAGMA main.user_version", [], |r| r.get(0))?;
-                    conn.execute_batch(&format!("PRAGMA robin_backup.user_version = {version}"))
-                });
-            let detached = conn.execute_batch("DETACH DATABASE robin_backup");
-            exported.map_err(backup_err)?;
-            detached.map_err(backup_err)?;
-            std::fs::rename(&partial, &destination)
-                .map_err(|source| Error::BackupFile { path: destination.clone(), source })
-        });
-        answer.recv().await.unwrap_or(Err(Error::Closed))
-    }
-
-    /// Writes a backup named `robin-<unix seconds>.db` into `dir` and removes the oldest ones
-    /// beyond `keep`. Returns the new backup's path. The periodic `db_backup` job runs this.
-    pub async fn rotate_backup(
-        &self,
-        dir: &Path,
-        keep: usize,
-        password: Option<Password>,
-    ) -> Result<PathBuf> {
-        let dir = dir.to_path_buf();
-        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let path = dir.join(format!("{BACKUP_PREFIX}{:020}.db", stamp.as_secs()));
-        let create = dir.clone();
-        blocking::unblock(move || std::fs::create_dir_all(&create))
-            .await
-            .map_err(|source| Error::BackupFile { path: dir.clone(), source })?;
-        self.backup_to(&path, password).await?;
-        let removed = blocking::unblock(move || prune_backups(&dir, keep)).await;
-        if removed > 0 {
-            log::info!("database backups: removed {removed} old ones, keeping {keep}");
-        }
-        Ok(path)
-    }
-
     /// Closes every connection (on the pool), checkpointing the WAL. A write in progress
     /// finishes first; later calls get `Closed`.
     pub async fn close(&self) {
@@ -362,25 +279,6 @@ impl Database {
             "readers": self.inner.options.readers,
         })
     }
-}
-
-/// The file-name prefix of rotated backups.
-pub const BACKUP_PREFIX: &str = "robin-";
-
-/// Removes the oldest `robin-*.db` files in `dir` beyond `keep`; returns how many went.
-fn prune_backups(dir: &Path, keep: usize) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    let mut backups: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            name.starts_with(BACKUP_PREFIX) && name.ends_with(".db")
-        })
-        .collect();
-    // Zero-padded timestamps: the name order is the age order.
-    backups.sort();
-    let excess = backups.len().saturating_sub(keep);
-    backups.into_iter().take(excess).filter(|p| std::fs::remove_file(p).is_ok()).count()
 }
 
 fn open_blocking(path: PathBuf, password: Option<Password>, options: Options) -> Result<Inner> {

@@ -11,7 +11,7 @@ use crate::control::Session;
 /// pruned with) the default database's.
 pub async fn backup(session: Rc<Session>, keep: usize) -> Result<Value> {
     let db = session.database().ok_or(Error::NoDatabase)?;
-    let dir = db.path().parent().map(|p| p.join("backups")).unwrap_or_default();
+    let dir = db.backups_dir();
     let path = db.rotate_backup(&dir, keep, None).await.map_err(|source| Error::Backup { dir, source })?;
     Ok(json!({ "backup": path.display().to_string() }))
 }
