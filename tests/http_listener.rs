@@ -143,3 +143,43 @@ fn a_client_that_vanishes_mid_request_does_not_hurt_others() {
     stream.write_all(b"GET /api/1/ping HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
     assert!(read_all(stream).starts_with("HTTP/1.1 200 OK"));
 }
+
+#[test]
+fn a_client_that_does_not_read_its_responses_is_closed_after_the_write_deadline() {
+    let limits = Limits { write_timeout: Duration::from_millis(500), ..Limits::default() };
+    let listener = Listener::start(limits);
+    let mut stream = listener.connect();
+    // 30 MB of status pages asked for and never read: far more than the kernel buffers hold.
+    let requests = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(3000);
+    stream.write_all(requests.as_bytes()).unwrap();
+    thread::sleep(Duration::from_secs(2));
+    // Closed by the deadline: what was buffered, then EOF (or a reset for the unread requests).
+    // Still open, the listener would go on answering, then wait 10 s for more: a timeout here.
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut sink = Vec::new();
+    match stream.read_to_end(&mut sink) {
+        Ok(_) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(err) => panic!("the connection was not closed: {err} after {} bytes", sink.len()),
+    }
+    assert!(sink.len() < 3000 * 10_000, "it stopped before answering everything ({} bytes)", sink.len());
+}
+
+#[test]
+fn one_user_holds_a_bounded_number_of_connections() {
+    let limits = Limits { max_connections_per_peer: 3, ..Limits::default() };
+    let listener = Listener::start(limits);
+    let held: Vec<TcpStream> = (0..3).map(|_| listener.connect()).collect();
+    thread::sleep(Duration::from_millis(100)); // let the listener take all three
+    let mut fourth = listener.connect();
+    fourth.write_all(b"GET /api/1/ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let reply = read_all(fourth);
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    assert!(reply.contains("too many connections from this user (3 at most)"), "{reply}");
+    assert!(reply.contains("Connection: close"), "{reply}");
+    drop(held);
+    thread::sleep(Duration::from_millis(100));
+    let mut again = listener.connect();
+    again.write_all(b"GET /api/1/ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    assert!(read_all(again).starts_with("HTTP/1.1 200"), "slots come back when connections close");
+}

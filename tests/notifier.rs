@@ -132,6 +132,27 @@ fn a_client_that_stops_reading_is_closed_with_1013_and_others_keep_receiving() {
     assert_eq!(close_code, Some(1013));
 }
 
+#[test]
+fn a_client_that_takes_nothing_is_closed_at_the_write_deadline_even_with_room_in_its_queue() {
+    // A queue far larger than what is sent, so that only the deadline can close the client.
+    let limits = Limits {
+        write_timeout: Duration::from_millis(500),
+        client_queue_bytes: 256 << 20,
+        client_queue_messages: 100_000,
+        ..Limits::default()
+    };
+    let server = NotifierLoop::start(Options { limits, ..Options::default() });
+    let _stalled = stalled_client(&server);
+    server.wait_for_clients(1);
+    let pad = "x".repeat(16 * 1024);
+    for i in 0..1000 {
+        assert!(server.handle.broadcast(warning(format!("{i} {pad}"))));
+    }
+    let stats = server.handle.stats();
+    eventually("the deaf client to be closed", || stats.clients.load(Relaxed) == 0);
+    assert_eq!(stats.clients_closed_slow.load(Relaxed), 0, "closed for not reading, not for overflowing");
+}
+
 /// Reads raw server frames until a close frame (returning its code) or EOF (None).
 fn read_until_close(mut stream: TcpStream) -> Option<u16> {
     loop {
