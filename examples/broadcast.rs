@@ -8,10 +8,9 @@ use std::rc::Rc;
 
 use async_tungstenite::tungstenite::Message as Frame;
 use futures_lite::StreamExt;
-use robin::notifier::{self, Message, Notifier, ProgressData, ProgressSubtype};
+use robin::notifier::{self, Blockchain, Message, Notifier, Progress};
 use robin::runtime::Spawner;
 use robin::{control, server, tasks};
-use serde_json::json;
 
 fn main() {
     let ex = Spawner::new();
@@ -36,11 +35,10 @@ fn main() {
             futures_lite::future::yield_now().await;
         }
         // From async code on the loop: typed data, serialized once for every client.
-        let progress =
-            ProgressData { subtype: ProgressSubtype::MultiplePricesQueryStatus, total: 10, processed: 3 };
+        let progress = Progress::MultiplePricesQueryStatus { total: 10, processed: 3 };
         notifier.broadcast(&Message::ProgressUpdates(progress));
         // From a plain thread: only an enqueue; it never blocks on the loop.
-        std::thread::spawn(move || handle.broadcast(Message::RefreshBalances(json!({}))))
+        std::thread::spawn(move || handle.broadcast(Message::refresh_balances(Blockchain::Eth)))
             .join()
             .expect("thread");
         notifier.add_error("a user-facing error, as rotki's legacy message");

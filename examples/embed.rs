@@ -70,7 +70,7 @@ fn main() {
         Outcome::Completed(result) => println!("import_csv: {result}"),
         other => println!("import_csv: {other:?}"),
     }
-    robin.notifier.broadcast(Message::RefreshBalances(json!({})));
+    robin.notifier.broadcast(Message::refresh_balances(robin::notifier::Blockchain::Eth));
     let _ = robin.stop.send_blocking(());
     robin.thread.join().expect("robin stopped cleanly");
 }

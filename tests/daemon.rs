@@ -286,8 +286,10 @@ fn generated_api_token_is_private_and_required() {
     let token = std::fs::read_to_string(&token_file).unwrap();
     assert_eq!(token.len(), 64);
 
-    assert_eq!(http_get(daemon.http_addr(), "/api/1/ping").0, 401);
-    assert_eq!(http_get(daemon.http_addr(), &format!("/api/1/ping?token={token}")).0, 200);
+    // Liveness probes need no token (as in rotki); everything else does.
+    assert_eq!(http_get(daemon.http_addr(), "/api/1/ping").0, 200);
+    assert_eq!(http_get(daemon.http_addr(), "/api/1/tasks").0, 401);
+    assert_eq!(http_get(daemon.http_addr(), &format!("/api/1/tasks?token={token}")).0, 200);
 }
 
 #[test]

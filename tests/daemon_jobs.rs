@@ -89,12 +89,11 @@ fn a_job_that_times_out_does_not_block_the_others() {
         results[0]["message"],
         "The backend query task died unexpectedly: request to 127.0.0.1 timed out after 1s"
     );
+    // No UI was connected, so everything is kept for it, the user-facing error among them.
     let messages = call(&sandbox, "messages", json!({}))["result"]["errors"].clone();
+    let texts: Vec<&str> = messages.as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(
-        messages[0]
-            .as_str()
-            .unwrap()
-            .starts_with("query_prices died with exception: request to 127.0.0.1 timed out"),
+        texts.iter().any(|t| t.starts_with("query_prices died with exception: request to 127.0.0.1 timed out")),
         "{messages}"
     );
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_tungstenite::tungstenite::Message;
 use futures_lite::StreamExt;
-use robin::notifier::{Limits, ProgressData, ProgressSubtype};
+use robin::notifier::{Limits, Progress};
 use robin::server::Access;
 use serde_json::{Value, json};
 use support::notifier_loop::{NotifierLoop, Options, connect, next_json};
@@ -272,7 +272,8 @@ fn host_origin_and_token_are_enforced() {
 
     assert_eq!(upgrade_status(&server, "/ws", "Host: 127.0.0.1\r\n").0, 401);
     assert_eq!(upgrade_status(&server, "/ws?token=wrong", "Host: 127.0.0.1\r\n").0, 401);
-    assert_eq!(http_get(server.addr, "/api/1/ping").0, 401, "the API needs the token too");
+    assert_eq!(http_get(server.addr, "/api/1/tasks").0, 401, "the API needs the token too");
+    assert_eq!(http_get(server.addr, "/api/1/ping").0, 200, "but not a liveness probe");
 }
 
 #[test]
@@ -355,19 +356,24 @@ fn broadcasts_from_eight_threads_all_arrive_in_per_thread_order() {
 #[test]
 fn global_broadcast_without_a_daemon_reports_false() {
     // No daemon installed a global handle in this test process.
-    assert!(!robin::notifier::broadcast_ws_message(robin::notifier::Message::RefreshBalances(json!({}))));
+    assert!(!robin::notifier::broadcast_ws_message(robin::notifier::Message::refresh_balances(
+        robin::notifier::Blockchain::Eth
+    )));
 }
 
 #[test]
 fn errors_nobody_saw_wait_in_api_messages() {
     let server = start();
     server.handle.add_error("nobody was listening");
-    server.handle.add_warning("warnings are not kept");
+    server.handle.add_warning("warnings are kept too, as rotki keeps them");
     let stats = server.handle.stats();
     eventually("both broadcasts", || stats.broadcasts.load(Relaxed) == 2);
     let (status, body) = http_get(server.addr, "/api/1/messages");
     assert_eq!(status, 200);
-    assert_eq!(body, json!({"result": {"errors": ["nobody was listening"], "warnings": []}, "message": ""}));
+    assert_eq!(
+        body,
+        json!({"result": {"warnings": ["warnings are kept too, as rotki keeps them"], "errors": ["nobody was listening"]}, "message": ""})
+    );
     assert_eq!(http_get(server.addr, "/api/1/messages").1["result"]["errors"], json!([]), "drained");
 }
 
@@ -427,7 +433,9 @@ fn a_client_that_ignores_pings_is_closed_and_one_that_answers_stays() {
         };
         let broadcaster = async {
             async_io::Timer::after(Duration::from_millis(800)).await;
-            server.handle.broadcast(robin::notifier::Message::RefreshBalances(json!({})));
+            server
+                .handle
+                .broadcast(robin::notifier::Message::refresh_balances(robin::notifier::Blockchain::Eth));
         };
         let (text, ()) = futures_lite::future::zip(reader, broadcaster).await;
         assert!(text.contains("refresh_balances"));
@@ -436,8 +444,7 @@ fn a_client_that_ignores_pings_is_closed_and_one_that_answers_stays() {
 
 /// A message that carries `i` (as its progress count), to check order and completeness.
 fn numbered(i: u64) -> robin::notifier::Message {
-    robin::notifier::Message::ProgressUpdates(ProgressData {
-        subtype: ProgressSubtype::CsvImportResult,
+    robin::notifier::Message::ProgressUpdates(Progress::HistoricalPriceQueryStatus {
         total: u64::MAX,
         processed: i,
     })

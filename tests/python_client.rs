@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use robin::notifier::{Message, ProgressData, ProgressSubtype};
+use robin::notifier::{Message, Progress};
 use serde_json::{Value, json};
 use support::notifier_loop::{NotifierLoop, Options};
 
@@ -29,11 +29,12 @@ fn python_websockets_client_gets_echo_and_broadcasts() {
         .unwrap();
     server.wait_for_clients(1);
     server.handle.add_error("from rust");
-    server.handle.broadcast(Message::RefreshBalances(json!({})));
-    server.handle.broadcast(Message::ProgressUpdates(ProgressData {
-        subtype: ProgressSubtype::CsvImportResult,
+    server.handle.broadcast(Message::refresh_balances(robin::notifier::Blockchain::Eth));
+    server.handle.broadcast(Message::ProgressUpdates(Progress::CsvImportResult {
+        source_name: "rotki".into(),
         total: 2,
         processed: 0,
+        messages: Vec::new(),
     }));
 
     let lines: Vec<String> =

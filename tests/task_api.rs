@@ -26,15 +26,21 @@ struct TaskLoop {
 }
 
 impl TaskLoop {
-    fn start(result_ttl: Duration) -> TaskLoop {
+    /// Keeps at most `max_results` unfetched results.
+    fn start(max_results: usize) -> TaskLoop {
         let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = tcp.local_addr().unwrap();
         let (stop, stopped) = async_channel::bounded::<()>(1);
         let (handle_tx, handle_rx) = mpsc::channel();
         let thread = thread::spawn(move || {
             let ex = Spawner::new();
-            let tasks =
-                TaskManager::with_result_ttl(ex.clone(), Rc::new(|_| {}), Rc::new(|_| {}), result_ttl);
+            let tasks = TaskManager::with_result_limits(
+                ex.clone(),
+                Rc::new(|_| {}),
+                Rc::new(|_| {}),
+                max_results,
+                robin::tasks::MAX_KEPT_RESULT_BYTES,
+            );
             let controller = Rc::new(Controller::new(
                 Features::defaults(),
                 Notifier::new(Limits::default()),
@@ -87,7 +93,7 @@ fn gated(
 
 #[test]
 fn the_task_api_follows_rotkis_contract() {
-    let server = TaskLoop::start(Duration::from_secs(600));
+    let server = TaskLoop::start(robin::tasks::MAX_KEPT_RESULTS);
     let (finish_ok, ok) = gated(Ok(json!({"eth": "1.5"})));
     let (finish_err, err) = gated(Err("node returned 502".into()));
     let ok_id = server.api_task("query_balances", ok);
@@ -115,12 +121,15 @@ fn the_task_api_follows_rotkis_contract() {
         http_get(server.addr, "/api/1/tasks/0"),
         (
             200,
-            json!({"result": {"status": "completed", "outcome": {"result": {"eth": "1.5"}, "message": ""}}, "message": ""})
+            json!({"result": {"status": "completed", "outcome": {"result": {"eth": "1.5"}, "message": ""}, "status_code": 200}, "message": ""})
         )
     );
     assert_eq!(
         http_get(server.addr, "/api/1/tasks/0"),
-        (404, json!({"result": null, "message": "No task with id 0 found"})),
+        (
+            404,
+            json!({"result": {"status": "not-found", "outcome": null}, "message": "No task with id 0 found"})
+        ),
         "a result is read once"
     );
     assert_eq!(
@@ -132,7 +141,7 @@ fn the_task_api_follows_rotkis_contract() {
 
 #[test]
 fn delete_cancels_or_says_it_could_not() {
-    let server = TaskLoop::start(Duration::from_secs(600));
+    let server = TaskLoop::start(robin::tasks::MAX_KEPT_RESULTS);
     let (_never_opened, pending) = gated(Ok(Value::Null));
     let id = server.api_task("query_history", pending);
     eventually("the task is pending", || {
@@ -153,18 +162,30 @@ fn delete_cancels_or_says_it_could_not() {
 }
 
 #[test]
-fn unfetched_results_expire() {
-    let server = TaskLoop::start(Duration::from_millis(200));
-    let id = server.api_task("quick", async { Ok(json!(1)) });
-    eventually("completed", || http_get(server.addr, "/api/1/tasks").1["result"]["completed"] == json!([id]));
-    thread::sleep(Duration::from_millis(300));
-    assert_eq!(http_get(server.addr, "/api/1/tasks").1["result"]["completed"], json!([]));
-    assert_eq!(http_get(server.addr, &format!("/api/1/tasks/{id}")).0, 404);
+fn unfetched_results_wait_for_a_sleeping_ui_bounded_by_number_not_by_a_clock() {
+    let server = TaskLoop::start(2);
+    let first = server.api_task("one", async { Ok(json!(1)) });
+    eventually("completed", || {
+        http_get(server.addr, "/api/1/tasks").1["result"]["completed"] == json!([first])
+    });
+    thread::sleep(Duration::from_millis(300)); // a UI that sleeps: nothing expires by age
+    assert_eq!(http_get(server.addr, "/api/1/tasks").1["result"]["completed"], json!([first]));
+    let (second, third) =
+        (server.api_task("two", async { Ok(json!(2)) }), server.api_task("three", async { Ok(json!(3)) }));
+    eventually("the newest two kept", || {
+        http_get(server.addr, "/api/1/tasks").1["result"]["completed"] == json!([second, third])
+    });
+    let (status, body) = http_get(server.addr, &format!("/api/1/tasks/{first}"));
+    assert_eq!(status, 404, "the oldest gave way");
+    assert_eq!(
+        body,
+        json!({"result": {"status": "not-found", "outcome": null}, "message": format!("No task with id {first} found")})
+    );
 }
 
 #[test]
 fn eight_threads_spawn_and_wait_for_tasks() {
-    let server = TaskLoop::start(Duration::from_secs(600));
+    let server = TaskLoop::start(robin::tasks::MAX_KEPT_RESULTS);
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let tasks = server.tasks.clone();
@@ -199,7 +220,7 @@ fn eight_threads_spawn_and_wait_for_tasks() {
 
 #[test]
 fn blocking_closures_run_on_the_pool_and_a_cancel_before_start_wins() {
-    let server = TaskLoop::start(Duration::from_secs(600));
+    let server = TaskLoop::start(robin::tasks::MAX_KEPT_RESULTS);
     let task = server
         .tasks
         .spawn_blocking("sync_work", SpawnOptions::default(), || {
@@ -227,7 +248,7 @@ fn blocking_closures_run_on_the_pool_and_a_cancel_before_start_wins() {
 
 #[test]
 fn waiting_on_the_loop_thread_is_an_error_not_a_deadlock() {
-    let server = TaskLoop::start(Duration::from_secs(600));
+    let server = TaskLoop::start(robin::tasks::MAX_KEPT_RESULTS);
     let task = server.tasks.spawn("slow", SpawnOptions::default(), async { Ok(Value::Null) }).unwrap();
     let ex = Spawner::new();
     let result = ex.block_on(async { task.wait_timeout(Duration::from_secs(1)) });

@@ -59,7 +59,8 @@ Options (each also read from the environment variable shown):
                        (default $XDG_RUNTIME_DIR/robin, or DATA_DIR/run)
   --config FILE        optional TOML configuration file                             [ROBIN_CONFIG]
   --log-level FILTER   error, warn, info, debug, trace, or RUST_LOG syntax          [ROBIN_LOG, RUST_LOG]
-  --ws-origin ORIGIN   allow browser pages from ORIGIN (repeatable; none by default)     [ROBIN_WS_ORIGINS]
+  --ws-origin ORIGIN   allow pages from ORIGIN; * matches any run of characters, as in  [ROBIN_WS_ORIGINS]
+                       http://localhost:* (repeatable; default app://localhost, rotki's app)
   --api-token-file F   require the token in file F on /ws and /api/1/*                   [ROBIN_API_TOKEN_FILE]
   --generate-api-token write a fresh token to RUNTIME_DIR/api-token (0600) and require it [ROBIN_GENERATE_API_TOKEN]
   --print-config       print the effective configuration and where each value came from

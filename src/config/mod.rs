@@ -47,6 +47,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The listener address when nothing else is configured: rotki's API port, loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5042";
+/// Browser origins allowed when nothing else is configured: rotki's desktop app, whose page
+/// is `app://localhost`. No web page can claim an `app://` origin, so this lets in the app and
+/// nothing else.
+pub const DEFAULT_WS_ORIGINS: &[&str] = &["app://localhost"];
 /// The log filter when nothing else is configured.
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 /// The directory under `$XDG_DATA_HOME` / `$XDG_RUNTIME_DIR` that robin uses.

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use super::file::{FileConfig, read_file};
 use super::{
-    APP_DIR, Args, Config, DEFAULT_LISTEN, DEFAULT_LOG_LEVEL, ENV_API_TOKEN_FILE, ENV_CONFIG, ENV_DATA_DIR,
-    ENV_GENERATE_API_TOKEN, ENV_LISTEN, ENV_LOG, ENV_RUNTIME_DIR, ENV_RUST_LOG, ENV_WS_ORIGINS, Environment,
-    Error, Feature, Features, Result, Setting, Source, features, tables,
+    APP_DIR, Args, Config, DEFAULT_LISTEN, DEFAULT_LOG_LEVEL, DEFAULT_WS_ORIGINS, ENV_API_TOKEN_FILE,
+    ENV_CONFIG, ENV_DATA_DIR, ENV_GENERATE_API_TOKEN, ENV_LISTEN, ENV_LOG, ENV_RUNTIME_DIR, ENV_RUST_LOG,
+    ENV_WS_ORIGINS, Environment, Error, Feature, Features, Result, Setting, Source, features, tables,
 };
 
 impl Config {
@@ -105,7 +105,8 @@ impl Layers<'_> {
         } else if let Some(value) = file {
             Setting { value, source: self.file_source() }
         } else {
-            Setting { value: Vec::new(), source: Source::Default }
+            let value = DEFAULT_WS_ORIGINS.iter().map(|o| o.to_string()).collect();
+            Setting { value, source: Source::Default }
         })
     }
 

@@ -247,19 +247,21 @@ impl Controller {
     }
 
     /// A finished API task's outcome, once: `{"status": "completed", "outcome": {"result",
-    /// "message"}}`, or `{"status": "pending"}` while it runs.
+    /// "message"}, "status_code": n}` (the status the same request would have had, next to the
+    /// outcome as in rotki's answer), or `{"status": "pending"}` while it runs.
     fn task_result(&self, id: TaskId) -> Result<Value> {
         if self.tasks.is_pending_result(id) {
             return Ok(json!({ "status": "pending", "outcome": null }));
         }
-        let outcome = match self.tasks.take_result(id) {
-            Some(Outcome::Completed(result)) => json!({ "result": result, "message": "" }),
+        let (outcome, status_code) = match self.tasks.take_result(id) {
+            Some(Outcome::Completed(result)) => (json!({ "result": result, "message": "" }), 200),
             Some(Outcome::Failed(err)) => {
-                json!({ "result": null, "message": format!("The backend query task died unexpectedly: {err}") })
+                let message = format!("The backend query task died unexpectedly: {err}");
+                (json!({ "result": null, "message": message }), 500)
             }
             Some(Outcome::Cancelled) | None => return Err(Error::UnknownTask(id)),
         };
-        Ok(json!({ "status": "completed", "outcome": outcome }))
+        Ok(json!({ "status": "completed", "outcome": outcome, "status_code": status_code }))
     }
 
     fn flags(&self) -> Value {

@@ -1,5 +1,5 @@
 //! The control layer's error: what a client is told when a command fails.
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::command::known_methods;
 use super::wire::{CODE_INVALID_PARAMS, CODE_METHOD_NOT_FOUND};
@@ -78,8 +78,12 @@ impl Error {
         }
     }
 
-    /// What goes in the `result` field of rotki's HTTP envelope with this error.
+    /// What goes in the `result` field of rotki's HTTP envelope with this error (`null` for
+    /// most; rotki's task API says which task was not found).
     pub fn http_result(&self) -> Value {
-        Value::Null
+        match self {
+            Error::UnknownTask(_) => json!({ "status": "not-found", "outcome": null }),
+            _ => Value::Null,
+        }
     }
 }

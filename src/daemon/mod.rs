@@ -20,6 +20,7 @@ use futures_lite::StreamExt;
 
 use crate::config::{Config, Environment, Feature};
 use crate::control::{Controller, Endpoints, Session};
+use crate::notifier::payloads::{DbUpgradeStatus, UpgradeStep};
 use crate::notifier::{self, Message, Notifier, NotifierHandle};
 use crate::peers::Policy;
 use crate::runtime::Spawner;
@@ -477,9 +478,18 @@ fn start_scheduler(
 /// runs on a pool thread, so it goes through the thread-safe handle.
 fn broadcasting_migrations(options: &db::Options, notifier: NotifierHandle) -> db::Options {
     db::Options {
-        on_migration: Arc::new(move |progress| {
-            let data = serde_json::to_value(&progress).unwrap_or_default();
-            notifier.broadcast(Message::DbUpgradeStatus(data));
+        on_migration: Arc::new(move |progress: db::MigrationProgress| {
+            notifier.broadcast(Message::DbUpgradeStatus(DbUpgradeStatus {
+                start_version: progress.start_version,
+                target_version: progress.target_version,
+                // Each of robin's upgrades is one step.
+                current_upgrade: UpgradeStep {
+                    to_version: progress.current_version,
+                    total_steps: 1,
+                    current_step: 1,
+                    description: Some(progress.description.to_string()),
+                },
+            }));
         }),
         ..options.clone()
     }

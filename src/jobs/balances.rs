@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use super::{BALANCES, Error, JobContext, NATIVE_ASSET, Result, now, setting};
 use crate::db::{Balance, SnapshotEntry};
-use crate::notifier::{Message, SnapshotError};
+use crate::notifier::Message;
+use crate::notifier::payloads::{BLOCKCHAIN_BALANCES_QUERY, Blockchain, RefreshBalances, SnapshotError};
 
 /// Addresses per JSON-RPC batch.
 pub const RPC_BATCH: usize = 100;
@@ -71,12 +72,13 @@ pub async fn query_balances(ctx: Rc<JobContext>) -> Result<Value> {
         }
         None => {
             let error = format!("No {currency} price for {NATIVE_ASSET}: balances stored, no snapshot taken");
-            (ctx.broadcast)(Message::BalanceSnapshotError(SnapshotError { error: error.clone() }));
+            let location = BLOCKCHAIN_BALANCES_QUERY.to_string();
+            (ctx.broadcast)(Message::BalanceSnapshotError(SnapshotError { location, error: error.clone() }));
             db.store_balances(balances).await?;
             json!({ "accounts": accounts.len(), "snapshot": null, "error": error })
         }
     };
-    (ctx.broadcast)(Message::RefreshBalances(json!({})));
+    (ctx.broadcast)(Message::RefreshBalances(RefreshBalances::blockchain(Blockchain::Eth)));
     (ctx.after_balances)();
     Ok(result)
 }

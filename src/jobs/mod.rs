@@ -20,7 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::control::Session;
 use crate::db::{BackupPolicy, Database};
-use crate::notifier::{Message, ProgressData, ProgressSubtype};
+use crate::notifier::Message;
+use crate::notifier::payloads::Progress;
 use crate::tasks::{JobFuture, PeriodicJob, ProgressReport, Scheduler, TaskError, TaskManager};
 
 pub use backup::backup;
@@ -114,12 +115,13 @@ async fn boxed(
 /// What a job's progress report means to a UI: the `progress_updates` message for it. The
 /// balance job has no rotki subtype; robin's own is documented as an extension.
 pub fn progress_message(report: &ProgressReport) -> Option<Message> {
-    let subtype = match report.topic {
-        PRICES => ProgressSubtype::MultiplePricesQueryStatus,
-        BALANCES => ProgressSubtype::BalancesQueryStatus,
+    let (total, processed) = (report.total, report.processed);
+    let progress = match report.topic {
+        PRICES => Progress::MultiplePricesQueryStatus { total, processed },
+        BALANCES => Progress::BalancesQueryStatus { total, processed },
         _ => return None,
     };
-    Some(Message::ProgressUpdates(ProgressData { subtype, total: report.total, processed: report.processed }))
+    Some(Message::ProgressUpdates(progress))
 }
 
 /// Reads a setting, or its default.

@@ -1,69 +1,208 @@
-//! The messages aggregator: user-facing errors that no client was there to see.
+//! The fallback queue: what no client was there to see, for `GET /api/1/messages`.
 //!
-//! rotki's frontend also polls `GET /api/1/messages`, so an error raised while no UI is
-//! connected is kept here until the next poll. Only errors are kept, each once, in a bounded
-//! queue whose oldest entry gives way (and is counted) when it is full.
-use std::cell::RefCell;
+//! rotki's UI polls `/api/1/messages` while its WebSocket is down and dispatches what it gets as
+//! if it had arrived on the socket. So, as rotki does: a broadcast that reached no client is
+//! kept (a `legacy` warning as its text in `warnings`, a `legacy` error as its text in `errors`,
+//! any other type as its JSON text in `errors`), and the `legacy` and `balance_snapshot_error`
+//! messages still queued for a client that disconnects go back here. Unlike rotki's, the queue
+//! is bounded (count and bytes; the oldest entry gives way and is counted) and holds each
+//! message once, however many clients it was queued for.
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use serde::Serialize;
+use serde_json::Value;
 
 use super::Stats;
+use super::message::{Message, encode};
+use super::payloads::Verbosity;
 
-/// What `GET /api/1/messages` returns (and clears).
+/// What `GET /api/1/messages` returns (and clears), warnings first as in rotki's answer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Messages {
-    /// Errors, oldest first.
-    pub errors: Vec<String>,
-    /// Warnings, oldest first (robin keeps none; the key stays for rotki's frontend).
+    /// `legacy` warnings' texts, oldest first.
     pub warnings: Vec<String>,
+    /// `legacy` errors' texts and every other message's JSON text, oldest first.
+    pub errors: Vec<String>,
 }
 
-/// Undelivered errors, bounded.
+/// How many recent sequence numbers are remembered to keep each message once.
+const REMEMBERED_SEQS: usize = 4096;
+
+/// One kept message.
+#[derive(Debug)]
+struct Kept {
+    warning: bool,
+    text: String,
+}
+
+/// The bounded fallback queue.
 #[derive(Debug)]
 pub(crate) struct Aggregator {
-    /// Kept errors, oldest first.
-    errors: RefCell<VecDeque<String>>,
-    /// Most errors kept.
-    capacity: usize,
+    /// Kept messages, oldest first.
+    kept: RefCell<VecDeque<Kept>>,
+    /// Sum of the kept texts' lengths.
+    bytes: Cell<usize>,
+    /// Sequence numbers kept lately (to keep a message once).
+    seen: RefCell<VecDeque<u64>>,
+    /// Most messages kept.
+    max_messages: usize,
+    /// Most bytes kept.
+    max_bytes: usize,
     /// Counts what had to be dropped.
     stats: Arc<Stats>,
 }
 
 impl Aggregator {
-    pub(crate) fn new(capacity: usize, stats: Arc<Stats>) -> Aggregator {
-        Aggregator { errors: RefCell::default(), capacity, stats }
+    pub(crate) fn new(max_messages: usize, max_bytes: usize, stats: Arc<Stats>) -> Aggregator {
+        Aggregator {
+            kept: RefCell::default(),
+            bytes: Cell::new(0),
+            seen: RefCell::default(),
+            max_messages,
+            max_bytes,
+            stats,
+        }
     }
 
-    pub(crate) fn keep_error(&self, message: String) {
-        let mut errors = self.errors.borrow_mut();
-        if errors.len() >= self.capacity {
-            errors.pop_front();
-            self.stats.errors_dropped.fetch_add(1, Relaxed);
+    /// Keeps a broadcast that reached no client.
+    pub(crate) fn keep(&self, message: &Message, seq: Option<u64>) {
+        let (warning, text) = match message {
+            Message::Legacy(data) => (data.verbosity == Verbosity::Warning, data.value.clone()),
+            other => match encode(other, None) {
+                Ok(json) => (false, json),
+                Err(_) => return,
+            },
+        };
+        self.push(warning, text, seq);
+    }
+
+    /// Puts back a message that was queued for a client that went away: `legacy` messages
+    /// and balance snapshot errors, as rotki does (progress and the like are stale by the
+    /// time a UI polls). `frame_text` is the message as it was sent.
+    pub(crate) fn requeue(&self, frame_text: &[u8]) {
+        let Ok(sent) = serde_json::from_slice::<Value>(frame_text) else { return };
+        let seq = sent.get("seq").and_then(Value::as_u64);
+        let data = &sent["data"];
+        match sent["type"].as_str() {
+            Some("legacy") => {
+                let Some(value) = data["value"].as_str() else { return };
+                self.push(data["verbosity"] == "warning", value.to_string(), seq);
+            }
+            Some("balance_snapshot_error") => {
+                let text = serde_json::json!({ "type": "balance_snapshot_error", "data": data }).to_string();
+                self.push(false, text, seq);
+            }
+            _ => {}
         }
-        errors.push_back(message);
+    }
+
+    fn push(&self, warning: bool, text: String, seq: Option<u64>) {
+        if let Some(seq) = seq {
+            let mut seen = self.seen.borrow_mut();
+            if seen.contains(&seq) {
+                return;
+            }
+            if seen.len() == REMEMBERED_SEQS {
+                seen.pop_front();
+            }
+            seen.push_back(seq);
+        }
+        let mut kept = self.kept.borrow_mut();
+        self.bytes.set(self.bytes.get() + text.len());
+        kept.push_back(Kept { warning, text });
+        while kept.len() > self.max_messages || self.bytes.get() > self.max_bytes {
+            let Some(old) = kept.pop_front() else { break };
+            self.bytes.set(self.bytes.get() - old.text.len());
+            self.stats.kept_dropped.fetch_add(1, Relaxed);
+        }
     }
 
     pub(crate) fn drain(&self) -> Messages {
-        Messages { errors: self.errors.borrow_mut().drain(..).collect(), warnings: Vec::new() }
+        self.bytes.set(0);
+        let mut messages = Messages::default();
+        for kept in self.kept.borrow_mut().drain(..) {
+            if kept.warning {
+                messages.warnings.push(kept.text);
+            } else {
+                messages.errors.push(kept.text);
+            }
+        }
+        messages
+    }
+
+    /// Messages kept now.
+    pub(crate) fn len(&self) -> usize {
+        self.kept.borrow().len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notifier::payloads::{Progress, SnapshotError};
+
+    fn aggregator(max_messages: usize, max_bytes: usize) -> (Aggregator, Arc<Stats>) {
+        let stats = Arc::new(Stats::default());
+        (Aggregator::new(max_messages, max_bytes, stats.clone()), stats)
+    }
 
     #[test]
-    fn oldest_error_gives_way_and_is_counted() {
-        let stats = Arc::new(Stats::default());
-        let aggregator = Aggregator::new(2, stats.clone());
-        for text in ["a", "b", "c"] {
-            aggregator.keep_error(text.into());
+    fn every_type_is_kept_as_rotki_keeps_it() {
+        let (aggregator, _) = aggregator(100, 1 << 20);
+        aggregator.keep(&Message::warning("careful"), Some(1));
+        aggregator.keep(&Message::error("broken"), Some(2));
+        let progress =
+            Message::ProgressUpdates(Progress::MultiplePricesQueryStatus { total: 2, processed: 1 });
+        aggregator.keep(&progress, Some(3));
+        let drained = aggregator.drain();
+        assert_eq!(drained.warnings, vec!["careful"]);
+        assert_eq!(drained.errors[0], "broken");
+        assert_eq!(
+            drained.errors[1],
+            r#"{"type":"progress_updates","data":{"subtype":"multiple_prices_query_status","total":2,"processed":1}}"#
+        );
+        assert_eq!(aggregator.len(), 0, "draining empties it");
+    }
+
+    #[test]
+    fn requeued_messages_are_kept_once_and_stale_ones_dropped() {
+        let (aggregator, _) = aggregator(100, 1 << 20);
+        let error = SnapshotError { location: "blockchain balances query".into(), error: "no price".into() };
+        let frame = encode(&Message::BalanceSnapshotError(error), Some(9)).unwrap();
+        aggregator.requeue(frame.as_bytes());
+        aggregator.requeue(frame.as_bytes()); // a second client had it queued too
+        let progress =
+            Message::ProgressUpdates(Progress::MultiplePricesQueryStatus { total: 2, processed: 1 });
+        aggregator.requeue(encode(&progress, Some(10)).unwrap().as_bytes());
+        aggregator.requeue(encode(&Message::warning("w"), Some(11)).unwrap().as_bytes());
+        let drained = aggregator.drain();
+        assert_eq!(drained.warnings, vec!["w"]);
+        assert_eq!(
+            drained.errors,
+            vec![
+                r#"{"type":"balance_snapshot_error","data":{"location":"blockchain balances query","error":"no price"}}"#
+            ]
+        );
+    }
+
+    #[test]
+    fn the_oldest_give_way_by_count_and_by_bytes_and_are_counted() {
+        let (aggregator, stats) = aggregator(2, 1 << 20);
+        for (seq, text) in ["a", "b", "c"].into_iter().enumerate() {
+            aggregator.keep(&Message::error(text), Some(seq as u64));
         }
         assert_eq!(aggregator.drain().errors, vec!["b", "c"]);
-        assert_eq!(stats.errors_dropped.load(Relaxed), 1);
-        assert!(aggregator.drain().errors.is_empty(), "draining empties it");
+        let (aggregator, stats_bytes) = aggregator_with_bytes(10);
+        aggregator.keep(&Message::error("123456"), None);
+        aggregator.keep(&Message::error("7890ab"), None);
+        assert_eq!(aggregator.drain().errors, vec!["7890ab"]);
+        assert_eq!((stats.kept_dropped.load(Relaxed), stats_bytes.kept_dropped.load(Relaxed)), (1, 1));
+    }
+
+    fn aggregator_with_bytes(max_bytes: usize) -> (Aggregator, Arc<Stats>) {
+        aggregator(100, max_bytes)
     }
 }

@@ -17,7 +17,7 @@
 //! let (handle, pump) = notifier::channel(notifier.clone(), 64);
 //! let _pump = ex.spawn(pump);
 //!
-//! let worker = std::thread::spawn(move || handle.broadcast(Message::RefreshBalances(json!({}))));
+//! let worker = std::thread::spawn(move || handle.broadcast(Message::refresh_balances(robin::notifier::Blockchain::Eth)));
 //! assert!(worker.join().unwrap());
 //! ex.block_on(async { while notifier.last_seq() < 1 { futures_lite::future::yield_now().await } });
 //! ```
@@ -152,16 +152,15 @@ fn assert_send_sync() {
 mod tests {
     use super::*;
     use crate::notifier::Limits;
-    use serde_json::json;
 
     #[test]
     fn a_full_bridge_drops_and_counts_instead_of_blocking() {
         let notifier = Notifier::new(Limits::default());
         let (handle, _pump_not_running) = channel(notifier, 2);
-        assert!(handle.broadcast(Message::RefreshBalances(json!({}))));
+        assert!(handle.broadcast(Message::refresh_balances(crate::notifier::Blockchain::Eth)));
         assert!(handle.add_error("two"));
         assert!(!handle.add_warning("three"), "the third does not fit");
-        assert!(!handle.broadcast(Message::RefreshBalances(json!({}))));
+        assert!(!handle.broadcast(Message::refresh_balances(crate::notifier::Blockchain::Eth)));
         assert_eq!(handle.stats().bridge_dropped.load(Relaxed), 2);
     }
 
@@ -170,7 +169,7 @@ mod tests {
         let notifier = Notifier::new(Limits::default());
         let (handle, pump) = channel(notifier, 8);
         drop(pump);
-        assert!(!handle.broadcast(Message::RefreshBalances(json!({}))));
+        assert!(!handle.broadcast(Message::refresh_balances(crate::notifier::Blockchain::Eth)));
         assert_eq!(handle.stats().bridge_dropped.load(Relaxed), 1);
     }
 }

@@ -10,8 +10,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::message::{self, Message, ReplayGap};
+use super::message::{self, Message};
 use super::outbox::{Out, Outbox, server_frame};
+use super::payloads::ReplayGap;
 use super::{Limits, Stats};
 
 /// Identifies a subscriber inside the hub.
@@ -57,15 +58,15 @@ impl Hub {
         }
     }
 
-    /// Sends a message to every subscriber and keeps it for replay. Returns how many
-    /// subscribers it was queued for; 0 means no client will see it live.
-    pub fn broadcast(&self, message: &Message) -> usize {
+    /// Sends a message to every subscriber and keeps it for replay. Returns its sequence
+    /// number and how many subscribers it was queued for (0: no client will see it live).
+    pub fn broadcast(&self, message: &Message) -> (Option<u64>, usize) {
         let seq = self.next_seq.get();
         let json = match message::encode(message, Some(seq)) {
             Ok(json) => json,
             Err(err) => {
                 log::error!("notifier: cannot serialize a {} message: {err}", message.name());
-                return 0;
+                return (None, 0);
             }
         };
         self.next_seq.set(seq + 1);
@@ -87,7 +88,7 @@ impl Hub {
             log::warn!("notifier: client {id} is not reading; closing it (1013)");
             self.unsubscribe(id);
         }
-        delivered
+        (Some(seq), delivered)
     }
 
     /// The sequence number the last broadcast got (0 before the first).
@@ -114,17 +115,19 @@ impl Hub {
         (id, outbox)
     }
 
-    /// Forgets a subscriber (idempotent).
-    pub(crate) fn unsubscribe(&self, id: ClientId) {
+    /// Forgets a subscriber (idempotent); its outbox, if it was still registered.
+    pub(crate) fn unsubscribe(&self, id: ClientId) -> Option<Rc<Outbox>> {
         let mut clients = self.clients.borrow_mut();
-        if let Some(index) = clients.iter().position(|(client, _)| *client == id) {
-            let (_, outbox) = clients.remove(index);
+        let removed =
+            clients.iter().position(|(client, _)| *client == id).map(|index| clients.remove(index).1);
+        drop(clients);
+        if let Some(outbox) = &removed {
             if outbox.state() == super::outbox::State::Open {
                 outbox.drain();
             }
         }
-        drop(clients);
         self.stats.clients.store(self.clients.borrow().len() as u64, Relaxed);
+        removed
     }
 
     /// Queues a close frame (1001, going away) for every client and lets their writers drain.
@@ -173,15 +176,15 @@ mod tests {
     use serde_json::{Value, json};
 
     fn progress(i: u64) -> Message {
-        Message::ProgressUpdates(super::super::ProgressData {
-            subtype: super::super::ProgressSubtype::CsvImportResult,
+        Message::ProgressUpdates(crate::notifier::payloads::Progress::HistoricalPriceQueryStatus {
             total: 100,
             processed: i,
         })
     }
 
     fn refresh() -> Message {
-        Message::RefreshBalances(json!({}))
+        use crate::notifier::payloads::{Blockchain, RefreshBalances};
+        Message::RefreshBalances(RefreshBalances::blockchain(Blockchain::Eth))
     }
 
     fn hub(replay_messages: usize) -> Hub {
@@ -250,12 +253,12 @@ mod tests {
     #[test]
     fn broadcast_counts_deliveries_and_drops_overflowing_clients() {
         let hub = Hub::new(Limits { client_queue_messages: 2, ..Limits::default() }, Arc::default());
-        assert_eq!(hub.broadcast(&refresh()), 0);
+        assert_eq!(hub.broadcast(&refresh()).1, 0);
         let (_, _a) = hub.subscribe(None);
         let (_, _b) = hub.subscribe(None);
-        assert_eq!(hub.broadcast(&refresh()), 2);
-        assert_eq!(hub.broadcast(&refresh()), 2);
-        assert_eq!(hub.broadcast(&refresh()), 0, "both queues full");
+        assert_eq!(hub.broadcast(&refresh()).1, 2);
+        assert_eq!(hub.broadcast(&refresh()).1, 2);
+        assert_eq!(hub.broadcast(&refresh()).1, 0, "both queues full");
         assert_eq!(hub.client_count(), 0);
         assert_eq!(hub.stats.clients_closed_slow.load(Relaxed), 2);
     }

@@ -43,7 +43,7 @@ pub(crate) async fn serve(outbox: &Outbox, stream: Async<UnixStream>, write_time
 }
 
 /// The payload of a complete server frame (unmasked, as the hub builds them).
-fn frame_payload(frame: &[u8]) -> Option<&[u8]> {
+pub(crate) fn frame_payload(frame: &[u8]) -> Option<&[u8]> {
     let start = match frame.get(1)? & 0x7F {
         126 => 4,
         127 => 10,

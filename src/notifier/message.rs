@@ -1,13 +1,15 @@
 //! The message catalogue: what robin broadcasts, with rotki's wire names.
 //!
 //! Every message goes out as `{"type": <name>, "data": <payload>, "seq": <u64>}`. [`Message`] is
-//! the one list of types: each variant carries its payload struct, so a message of the wrong
-//! shape cannot be built, and the same enum parses (and so validates) messages that arrive as
-//! JSON.
+//! the one list of types, rotki's current `WSMessageType` (26 types) and robin's extensions:
+//! each variant carries its payload struct ([`payloads`](super::payloads)), so a message of the
+//! wrong shape cannot be built, and the same enum parses (and so checks) messages that arrive
+//! as JSON.
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+use super::payloads::*;
 
 /// Declares [`Message`] and its wire names from one list, so a type is written once.
 macro_rules! catalogue {
@@ -35,116 +37,80 @@ macro_rules! catalogue {
 }
 
 catalogue! {
-    /// A user-facing error or warning from the messages aggregator.
+    /// A user-facing error or warning.
     Legacy(LegacyData) = "legacy",
     /// A balance snapshot could not be completed.
     BalanceSnapshotError(SnapshotError) = "balance_snapshot_error",
-    /// Progress of EVM transaction queries.
-    EvmTransactionStatus(Value) = "evm_transaction_status",
+    /// Progress of a chain's transaction query.
+    TransactionStatus(TransactionStatus) = "transaction_status",
     /// Premium subscription state changed.
-    PremiumStatusUpdate(Value) = "premium_status_update",
+    PremiumStatusUpdate(PremiumStatus) = "premium_status_update",
     /// Progress of a database schema upgrade.
-    DbUpgradeStatus(Value) = "db_upgrade_status",
+    DbUpgradeStatus(DbUpgradeStatus) = "db_upgrade_status",
     /// Accounts found on other EVM-like chains.
-    EvmlikeAccountsDetection(Value) = "evmlike_accounts_detection",
-    /// A new token was detected while processing transactions.
-    NewEvmTokenDetected(Value) = "new_evm_token_detected",
+    EvmlikeAccountsDetection(Vec<DetectedAccount>) = "evmlike_accounts_detection",
+    /// A new token was detected.
+    NewTokenDetected(NewToken) = "new_token_detected",
     /// Progress of a data migration.
-    DataMigrationStatus(Value) = "data_migration_status",
+    DataMigrationStatus(DataMigrationStatus) = "data_migration_status",
     /// A provider needs an API key.
-    MissingApiKey(Value) = "missing_api_key",
-    /// Progress of history event queries.
-    HistoryEventsStatus(Value) = "history_events_status",
-    /// Balances changed; the UI should refresh them.
-    RefreshBalances(Value) = "refresh_balances",
+    MissingApiKey(MissingApiKey) = "missing_api_key",
+    /// Progress of an exchange's history query.
+    HistoryEventsStatus(HistoryEventsStatus) = "history_events_status",
+    /// A chain's balances changed; the UI should refresh them.
+    RefreshBalances(RefreshBalances) = "refresh_balances",
     /// Result of a database upload.
-    DatabaseUploadResult(Value) = "database_upload_result",
-    /// An accounting rule conflicts with another.
-    AccountingRuleConflict(Value) = "accounting_rule_conflict",
+    DatabaseUploadResult(DatabaseUploadResult) = "database_upload_result",
+    /// Accounting rules conflict.
+    AccountingRuleConflict(AccountingRuleConflict) = "accounting_rule_conflict",
     /// A calendar reminder is due.
-    CalendarReminder(Value) = "calendar_reminder",
-    /// An exchange returned an asset robin does not know.
-    ExchangeUnknownAsset(Value) = "exchange_unknown_asset",
+    CalendarReminder(CalendarReminder) = "calendar_reminder",
+    /// An exchange returned an asset rotki does not know.
+    ExchangeUnknownAsset(UnknownAsset) = "exchange_unknown_asset",
     /// Progress of a long task.
-    ProgressUpdates(ProgressData) = "progress_updates",
+    ProgressUpdates(Progress) = "progress_updates",
     /// The Gnosis Pay session key expired.
-    GnosispaySessionkeyExpired(Value) = "gnosispay_sessionkey_expired",
-    /// robin: messages between a reconnecting client's `since` and the replay ring were lost.
-    /// Sent to that client only, without a `seq`.
+    GnosispaySessionkeyExpired(SessionKeyExpired) = "gnosispay_sessionkey_expired",
+    /// The Monerium session key expired.
+    MoneriumSessionkeyExpired(SessionKeyExpired) = "monerium_sessionkey_expired",
+    /// Solana tokens that need migrating.
+    SolanaTokensMigration(SolanaTokensMigration) = "solana_tokens_migration",
+    /// Progress of a database upload.
+    DatabaseUploadProgress(DatabaseUploadProgress) = "database_upload_progress",
+    /// Binance pairs are missing.
+    BinancePairsMissing(BinancePairsMissing) = "binance_pairs_missing",
+    /// Asset movements without a match.
+    UnmatchedAssetMovements(Unmatched) = "unmatched_asset_movements",
+    /// Bridge transactions without a match.
+    UnmatchedBridgeTransactions(Unmatched) = "unmatched_bridge_transactions",
+    /// A balance went negative while processing history.
+    NegativeBalanceDetected(NegativeBalance) = "negative_balance_detected",
+    /// No indexer is available for a chain.
+    NoAvailableIndexers(NoAvailableIndexers) = "no_available_indexers",
+    /// An internal transaction conflict was fixed.
+    InternalTxFixed(InternalTxFixed) = "internal_tx_fixed",
+    /// robin extension: messages a reconnecting client asked for are no longer kept.
     ReplayGap(ReplayGap) = "replay_gap",
 }
 
-/// The `subtype` of a `progress_updates` message (rotki's `ProgressUpdateSubType`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ProgressSubtype {
-    /// Decoding of undecoded EVM transactions.
-    EvmUndecodedTransactions,
-    /// Refresh of protocol caches.
-    ProtocolCacheUpdates,
-    /// A CSV import finished.
-    CsvImportResult,
-    /// Historical price queries.
-    HistoricalPriceQueryStatus,
-    /// Current price queries for several assets.
-    MultiplePricesQueryStatus,
-    /// Price queries for statistics.
-    StatsPriceQuery,
-    /// Liquity staking queries.
-    LiquityStakingQuery,
-    /// robin: native balance queries of the tracked accounts.
-    BalancesQueryStatus,
-}
+impl Message {
+    /// The types robin adds to rotki's catalogue; rotki's UI drops them.
+    pub const EXTENSIONS: &[&str] = &["replay_gap"];
 
-/// How serious a [`LegacyData`] message is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verbosity {
-    /// Something failed.
-    Error,
-    /// Something the user should know.
-    Warning,
-}
+    /// A `legacy` error.
+    pub fn error(value: impl Into<String>) -> Message {
+        Message::Legacy(LegacyData { verbosity: Verbosity::Error, value: value.into() })
+    }
 
-/// The payload of a `legacy` message: `{"verbosity": "error", "value": "..."}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LegacyData {
-    /// Error or warning.
-    pub verbosity: Verbosity,
-    /// The text shown to the user.
-    pub value: String,
-}
+    /// A `refresh_balances` for `chain`'s balances.
+    pub fn refresh_balances(chain: Blockchain) -> Message {
+        Message::RefreshBalances(RefreshBalances::blockchain(chain))
+    }
 
-/// The payload of a `replay_gap` message: the sequence numbers that can no longer be replayed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReplayGap {
-    /// First lost sequence number.
-    pub from: u64,
-    /// Last lost sequence number.
-    pub to: u64,
-}
-
-/// The payload of a `balance_snapshot_error` message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SnapshotError {
-    /// What went wrong, naming the asset.
-    pub error: String,
-}
-
-/// The payload of a `progress_updates` message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProgressData {
-    /// Which kind of progress.
-    pub subtype: ProgressSubtype,
-    /// Units to do.
-    pub total: u64,
-    /// Units done.
-    pub processed: u64,
+    /// A `legacy` warning.
+    pub fn warning(value: impl Into<String>) -> Message {
+        Message::Legacy(LegacyData { verbosity: Verbosity::Warning, value: value.into() })
+    }
 }
 
 /// Serializes one message to its JSON text, `type` first as rotki's frontend expects, and
@@ -167,45 +133,89 @@ mod tests {
 
     #[test]
     fn legacy_message_is_exactly_rotkis_shape() {
-        let message = Message::Legacy(LegacyData { verbosity: Verbosity::Error, value: "boom".into() });
         assert_eq!(
-            encode(&message, Some(7)).unwrap(),
+            encode(&Message::error("boom"), Some(7)).unwrap(),
             r#"{"type":"legacy","data":{"verbosity":"error","value":"boom"},"seq":7}"#
         );
-        assert_eq!(message.name(), "legacy");
+        assert_eq!(Message::warning("w").name(), "legacy");
     }
 
     #[test]
-    fn every_name_round_trips_through_serde() {
-        for name in Message::NAMES {
-            let data = match *name {
-                "legacy" => json!({"verbosity": "warning", "value": "x"}),
-                "balance_snapshot_error" => json!({"error": "x"}),
-                "progress_updates" => json!({"subtype": "csv_import_result", "total": 1, "processed": 0}),
-                "replay_gap" => json!({"from": 1, "to": 2}),
-                _ => json!({}),
-            };
-            let message: Message = serde_json::from_value(json!({"type": name, "data": data})).unwrap();
-            assert_eq!(message.name(), *name);
-            assert_eq!(serde_json::to_value(&message).unwrap()["type"], *name);
+    fn the_catalogue_is_rotkis_twenty_six_and_robins_extensions() {
+        let rotki: Vec<&str> =
+            Message::NAMES.iter().copied().filter(|n| !Message::EXTENSIONS.contains(n)).collect();
+        assert_eq!(rotki.len(), 26);
+        for renamed in ["transaction_status", "new_token_detected", "monerium_sessionkey_expired"] {
+            assert!(rotki.contains(&renamed), "{renamed}");
         }
+        assert!(!Message::NAMES.contains(&"evm_transaction_status"));
     }
 
     #[test]
-    fn a_wrong_shape_is_refused_by_name() {
-        let err = serde_json::from_value::<Message>(json!({"type": "legacy", "data": {"verbosity": "loud"}}))
-            .unwrap_err();
-        assert!(err.to_string().contains("loud"), "{err}");
-        assert!(serde_json::from_value::<Message>(json!({"type": "nope", "data": {}})).is_err());
-    }
-
-    #[test]
-    fn progress_is_encoded_with_its_subtype() {
-        let progress =
-            ProgressData { subtype: ProgressSubtype::MultiplePricesQueryStatus, total: 3, processed: 1 };
+    fn payloads_serialize_as_rotki_sends_them() {
+        let refresh = Message::RefreshBalances(RefreshBalances::blockchain(Blockchain::Eth));
         assert_eq!(
-            encode(&Message::ProgressUpdates(progress), None).unwrap(),
-            r#"{"type":"progress_updates","data":{"subtype":"multiple_prices_query_status","total":3,"processed":1}}"#
+            encode(&refresh, None).unwrap(),
+            r#"{"type":"refresh_balances","data":{"type":"blockchain_balances","blockchain":"eth"}}"#
         );
+        let progress =
+            Message::ProgressUpdates(Progress::MultiplePricesQueryStatus { total: 3, processed: 1 });
+        assert_eq!(
+            serde_json::to_value(&progress).unwrap(),
+            json!({"type": "progress_updates", "data": {"subtype": "multiple_prices_query_status", "total": 3, "processed": 1}})
+        );
+        let upgrade = Message::DbUpgradeStatus(DbUpgradeStatus {
+            start_version: 0,
+            target_version: 3,
+            current_upgrade: UpgradeStep {
+                to_version: 1,
+                total_steps: 1,
+                current_step: 1,
+                description: None,
+            },
+        });
+        assert_eq!(
+            serde_json::to_value(&upgrade).unwrap()["data"]["current_upgrade"]["description"],
+            json!(null)
+        );
+        let upload = Message::DatabaseUploadProgress(DatabaseUploadProgress::Uploading {
+            current_chunk: 1,
+            total_chunks: 4,
+        });
+        assert_eq!(
+            serde_json::to_value(&upload).unwrap()["data"],
+            json!({"type": "uploading", "current_chunk": 1, "total_chunks": 4})
+        );
+        let premium = Message::PremiumStatusUpdate(PremiumStatus {
+            is_premium_active: true,
+            expired: false,
+            reason: None,
+        });
+        assert_eq!(
+            serde_json::to_value(&premium).unwrap()["data"],
+            json!({"is_premium_active": true, "expired": false})
+        );
+    }
+
+    #[test]
+    fn parsing_checks_the_shape_and_names_the_field() {
+        let parse = |v: serde_json::Value| serde_json::from_value::<Message>(v).map_err(|e| e.to_string());
+        let missing = parse(json!({"type": "legacy", "data": {"verbosity": "error"}})).unwrap_err();
+        assert!(missing.contains("missing field `value`"), "{missing}");
+        let extra =
+            parse(json!({"type": "balance_snapshot_error", "data": {"location": "x", "eror": "typo"}}))
+                .unwrap_err();
+        assert!(extra.contains("eror"), "{extra}");
+        let chain = parse(json!({"type": "refresh_balances", "data": {"type": "blockchain_balances", "blockchain": "ethereum"}}))
+            .unwrap_err();
+        assert!(chain.contains("ethereum"), "{chain}");
+        assert!(parse(json!({"type": "nope", "data": {}})).is_err());
+        let progress = json!({"type": "progress_updates", "data": {"subtype": "stats_price_query", "total": 2, "processed": 1, "counterparty": "uniswap"}});
+        assert!(parse(progress).is_ok());
+        let transaction = json!({"type": "transaction_status", "data": {"subtype": "evm", "address": "0x1", "chain": "ETH", "period": [0, 1], "status": "querying_transactions_started"}});
+        assert!(parse(transaction).is_ok());
+        let list =
+            json!({"type": "evmlike_accounts_detection", "data": [{"chain": "optimism", "address": "0x1"}]});
+        assert!(parse(list).is_ok());
     }
 }

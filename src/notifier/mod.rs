@@ -13,14 +13,16 @@
 //! # Examples
 //!
 //! ```
-//! use robin::notifier::{Limits, Message, Notifier};
-//! use serde_json::json;
+//! use robin::notifier::{Blockchain, Limits, Message, Notifier};
 //!
 //! let notifier = Notifier::new(Limits::default());
-//! // Nobody is connected: the message is kept for replay, and the error for /api/1/messages.
-//! assert_eq!(notifier.broadcast(&Message::RefreshBalances(json!({}))), 0);
+//! // Nobody is connected: both are kept for replay and for /api/1/messages (the error as its
+//! // text, the other as its JSON), as rotki's UI polls it while its socket is down.
+//! assert_eq!(notifier.broadcast(&Message::refresh_balances(Blockchain::Eth)), 0);
 //! notifier.add_error("price query failed");
-//! assert_eq!(notifier.drain_messages().errors, vec!["price query failed"]);
+//! let kept = notifier.drain_messages();
+//! assert_eq!(kept.errors[1], "price query failed");
+//! assert!(kept.errors[0].starts_with(r#"{"type":"refresh_balances""#));
 //! assert_eq!(notifier.last_seq(), 2);
 //! ```
 mod aggregator;
@@ -29,6 +31,7 @@ mod hub;
 mod lines;
 mod message;
 mod outbox;
+pub mod payloads;
 mod session;
 
 use std::net::TcpStream;
@@ -44,9 +47,8 @@ use serde_json::{Value, json};
 pub use aggregator::Messages;
 pub use handle::{NotifierHandle, broadcast_ws_message, channel, install_global};
 pub use hub::Hub;
-pub use message::{
-    LegacyData, Message, ProgressData, ProgressSubtype, ReplayGap, SnapshotError, Verbosity, encode,
-};
+pub use message::{Message, encode};
+pub use payloads::{Blockchain, LegacyData, Progress, Verbosity};
 pub use session::{CLOSE_GRACE, CLOSE_TOO_SLOW};
 
 /// Answers a text message from a client: `Some(reply)` is sent back to that client only.
@@ -74,8 +76,10 @@ pub struct Limits {
     pub ping_interval: Duration,
     /// A pinged client silent this long is closed. Default 20 s.
     pub pong_timeout: Duration,
-    /// Undelivered errors kept for `GET /api/1/messages`. Default 100.
-    pub kept_errors: usize,
+    /// Messages no client saw, kept for `GET /api/1/messages`. Default 1000.
+    pub kept_messages: usize,
+    /// Bytes of such messages kept. Default 1 MiB.
+    pub kept_bytes: usize,
     /// How long a write to a client may make no progress before the client is closed: one that
     /// stops reading is cut off even when nothing new is queued for it. Default 30 s.
     pub write_timeout: Duration,
@@ -91,7 +95,8 @@ impl Default for Limits {
             max_incoming_message: 64 * 1024,
             ping_interval: Duration::from_secs(20),
             pong_timeout: Duration::from_secs(20),
-            kept_errors: 100,
+            kept_messages: 1000,
+            kept_bytes: 1024 * 1024,
             write_timeout: Duration::from_secs(30),
         }
     }
@@ -112,8 +117,8 @@ pub struct Stats {
     pub replay_gaps: AtomicU64,
     /// Broadcasts from other threads dropped because the bridge channel was full.
     pub bridge_dropped: AtomicU64,
-    /// Undelivered errors dropped because the aggregator was full.
-    pub errors_dropped: AtomicU64,
+    /// Messages no client saw that were dropped because the fallback queue was full.
+    pub kept_dropped: AtomicU64,
 }
 
 impl Stats {
@@ -126,7 +131,9 @@ impl Stats {
             "replay_evicted": self.replay_evicted.load(Relaxed),
             "replay_gaps": self.replay_gaps.load(Relaxed),
             "bridge_dropped": self.bridge_dropped.load(Relaxed),
-            "errors_dropped": self.errors_dropped.load(Relaxed),
+            "kept_dropped": self.kept_dropped.load(Relaxed),
+            // The older name of the same counter, kept for version 1 of the API.
+            "errors_dropped": self.kept_dropped.load(Relaxed),
         })
     }
 }
@@ -158,39 +165,42 @@ impl Notifier {
         let stats = Arc::new(Stats::default());
         Rc::new(Notifier {
             hub: Hub::new(limits.clone(), stats.clone()),
-            aggregator: aggregator::Aggregator::new(limits.kept_errors, stats.clone()),
+            aggregator: aggregator::Aggregator::new(limits.kept_messages, limits.kept_bytes, stats.clone()),
             limits,
             stats,
         })
     }
 
     /// Broadcasts `{"type": .., "data": .., "seq": n}`; returns how many clients it was queued
-    /// for.
+    /// for. A message no client receives is kept for `GET /api/1/messages`.
     pub fn broadcast(&self, message: &Message) -> usize {
-        self.hub.broadcast(message)
+        let (seq, delivered) = self.hub.broadcast(message);
+        if delivered == 0 {
+            self.aggregator.keep(message, seq);
+        }
+        delivered
     }
 
-    /// Logs an error and broadcasts it as a `legacy` message; if no client receives it, keeps
-    /// it for `GET /api/1/messages`.
+    /// Logs an error and broadcasts it as a `legacy` message (kept if no client receives it).
     pub fn add_error(&self, message: impl Into<String>) {
         let value = message.into();
         log::error!("{value}");
-        let message = Message::Legacy(LegacyData { verbosity: Verbosity::Error, value });
-        if self.hub.broadcast(&message) == 0 {
-            if let Message::Legacy(data) = message {
-                self.aggregator.keep_error(data.value);
-            }
-        }
+        self.broadcast(&Message::error(value));
     }
 
-    /// Logs a warning and broadcasts it as a `legacy` message.
+    /// Logs a warning and broadcasts it as a `legacy` message (kept if no client receives it).
     pub fn add_warning(&self, message: impl Into<String>) {
         let value = message.into();
         log::warn!("{value}");
-        self.hub.broadcast(&Message::Legacy(LegacyData { verbosity: Verbosity::Warning, value }));
+        self.broadcast(&Message::warning(value));
     }
 
-    /// Takes the kept errors (and warnings) out, as `GET /api/1/messages` does.
+    /// Messages kept for `GET /api/1/messages` now.
+    pub fn kept_messages(&self) -> usize {
+        self.aggregator.len()
+    }
+
+    /// Takes the kept messages out, as `GET /api/1/messages` does.
     pub fn drain_messages(&self) -> Messages {
         self.aggregator.drain()
     }
@@ -261,7 +271,17 @@ impl Subscription {
 }
 
 impl Drop for Subscription {
+    /// Unsubscribes; the user-facing messages still queued for this client go back to the
+    /// fallback queue, as rotki puts them back.
     fn drop(&mut self) {
-        self.notifier.hub.unsubscribe(self.id);
+        if let Some(outbox) = self.notifier.hub.unsubscribe(self.id) {
+            for out in outbox.take_all() {
+                if let outbox::Out::Shared(frame) = out {
+                    if let Some(text) = lines::frame_payload(&frame) {
+                        self.notifier.aggregator.requeue(text);
+                    }
+                }
+            }
+        }
     }
 }

@@ -136,6 +136,12 @@ impl Outbox {
         .await
     }
 
+    /// Takes every queued frame (the subscriber is gone; what it never got may be kept).
+    pub(crate) fn take_all(&self) -> Vec<Out> {
+        self.bytes.set(0);
+        self.frames.borrow_mut().drain(..).collect()
+    }
+
     /// The next frame if one is queued now; never waits.
     pub(crate) fn try_pop(&self) -> Option<Out> {
         if self.state.get() == State::Overflowed {

@@ -13,7 +13,9 @@ use super::{Request, Response};
 /// The access policy of one listener.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Access {
-    /// Origins allowed to call (exact match, such as `http://localhost:5173`); none by default.
+    /// Origins allowed to call: exact (`http://localhost:5173`) or patterns where `*` stands
+    /// for any run of characters (`http://localhost:*`, `app://*`). The configuration's default
+    /// is [`DEFAULT_WS_ORIGINS`](crate::config::DEFAULT_WS_ORIGINS).
     pub allowed_origins: Vec<String>,
     /// When set, `/ws` and `/api/1/*` need `Authorization: Bearer <token>` or `?token=<token>`.
     pub api_token: Option<String>,
@@ -49,11 +51,7 @@ impl Access {
         }
         if let Some(origin) = request.header("origin") {
             let origin = origin.trim_end_matches('/');
-            // robind's own status page: same origin as the (already checked) Host.
-            let same_origin = request.header("host").is_some_and(|host| origin == format!("http://{host}"));
-            if !same_origin
-                && !self.allowed_origins.iter().any(|allowed| allowed.trim_end_matches('/') == origin)
-            {
+            if !same_origin(request, origin) && !self.origin_allowed(origin) {
                 let reason = format!("Origin '{origin}' is not allowed; allow it with --ws-origin {origin}");
                 return Err(Response::error(403, &reason));
             }
@@ -71,6 +69,17 @@ impl Access {
         Ok(())
     }
 
+    /// The `Origin` to name in `Access-Control-Allow-Origin`: a page of another, allowed
+    /// origin (robind's own page needs no CORS).
+    pub fn cors_origin(&self, request: &Request) -> Option<String> {
+        let origin = request.header("origin")?.trim_end_matches('/');
+        (!same_origin(request, origin) && self.origin_allowed(origin)).then(|| origin.to_string())
+    }
+
+    fn origin_allowed(&self, origin: &str) -> bool {
+        self.allowed_origins.iter().any(|allowed| matches_pattern(allowed.trim_end_matches('/'), origin))
+    }
+
     fn host_allowed(&self, host: &str) -> bool {
         let name = match host.strip_prefix('[') {
             Some(rest) => rest.split(']').next().unwrap_or(""),
@@ -82,6 +91,38 @@ impl Access {
         matches!(name.as_str(), "localhost" | "127.0.0.1" | "::1")
             || self.listen_ip.as_deref() == Some(name.as_str())
     }
+}
+
+/// robind's own status page: the same origin as the (already checked) Host.
+fn same_origin(request: &Request, origin: &str) -> bool {
+    request.header("host").is_some_and(|host| origin == format!("http://{host}"))
+}
+
+/// Whether `origin` matches `pattern`, where `*` stands for any run of characters and the rest
+/// must match exactly (ASCII case aside), over the whole origin: `http://localhost:*` takes
+/// `http://localhost:5173` but not `http://localhost.evil.example`.
+pub fn matches_pattern(pattern: &str, origin: &str) -> bool {
+    let (pattern, origin) = (pattern.as_bytes(), origin.as_bytes());
+    // Iterative glob matching with one backtrack point: linear for patterns with a single `*`,
+    // and never exponential.
+    let (mut p, mut o, mut star, mut resume) = (0, 0, None, 0);
+    while o < origin.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some(p);
+            resume = o;
+            p += 1;
+        } else if p < pattern.len() && pattern[p].eq_ignore_ascii_case(&origin[o]) {
+            p += 1;
+            o += 1;
+        } else if let Some(at) = star {
+            p = at + 1;
+            resume += 1;
+            o = resume;
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
 }
 
 /// Compares secrets without an early exit, so timing does not reveal the matching prefix.
@@ -145,6 +186,34 @@ mod tests {
         assert!(access.check(&typed, false).is_ok(), "the user typed the address");
         let ui = request(&[("sec-fetch-site", "cross-site"), ("origin", "http://localhost:5173")], None);
         assert!(access.check(&ui, false).is_ok(), "an allowed page's fetch carries its Origin");
+    }
+
+    #[test]
+    fn origin_patterns_match_whole_origins() {
+        for (pattern, origin, expected) in [
+            ("app://*", "app://localhost", true),
+            ("app://localhost", "app://localhost", true),
+            ("http://localhost:*", "http://localhost:5173", true),
+            ("http://localhost:*", "http://localhost.evil.example", false),
+            ("http://localhost:*", "https://localhost:5173", false),
+            ("http://*.example", "http://a.b.example", true),
+            ("http://*.example", "http://example", false),
+            ("HTTP://LOCALHOST:*", "http://localhost:1", true),
+            ("*", "anything", true),
+        ] {
+            assert_eq!(matches_pattern(pattern, origin), expected, "{pattern} ~ {origin}");
+        }
+    }
+
+    #[test]
+    fn cors_names_an_allowed_other_origin_only() {
+        let access = Access { allowed_origins: vec!["app://*".into()], ..Access::default() };
+        let app = request(&[("host", "127.0.0.1:5042"), ("origin", "app://localhost")], None);
+        assert_eq!(access.cors_origin(&app).as_deref(), Some("app://localhost"));
+        let own = request(&[("host", "127.0.0.1:5042"), ("origin", "http://127.0.0.1:5042")], None);
+        assert_eq!(access.cors_origin(&own), None);
+        let other = request(&[("host", "127.0.0.1:5042"), ("origin", "http://evil.example")], None);
+        assert_eq!(access.cors_origin(&other), None);
     }
 
     #[test]

@@ -20,6 +20,7 @@
 mod access;
 mod request;
 mod response;
+mod routes;
 mod token;
 
 use std::cell::RefCell;
@@ -31,9 +32,8 @@ use std::time::Duration;
 use async_executor::LocalExecutor;
 use async_io::{Async, Timer};
 use futures_lite::AsyncWriteExt;
-use serde_json::Value;
 
-use crate::control::{Caller, CancelTarget, Command, Controller, TaskId};
+use crate::control::{Caller, Controller};
 use crate::peers::{LoopbackPeers, Policy, Slots};
 
 pub use access::Access;
@@ -258,9 +258,9 @@ async fn serve_connection(mut stream: Async<TcpStream>, peer: SocketAddr, shared
                 return;
             }
         };
-        let response = match route(&request, &shared, &caller).await {
-            Routed::Respond(response) => response,
-            Routed::Upgrade { accept, since } => {
+        let response = match routes::route(&request, &shared, &caller).await {
+            routes::Routed::Respond(response) => response,
+            routes::Routed::Upgrade { accept, since } => {
                 let switching = format!(
                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
                 );
@@ -324,152 +324,4 @@ async fn write_within(stream: &mut Async<TcpStream>, bytes: &[u8], limit: Durati
         log::debug!("http: a client did not read its response within {limit:?}; closing");
     }
     matches!(written, Some(Ok(())))
-}
-
-/// What a request turned into.
-enum Routed {
-    /// An ordinary response.
-    Respond(Response),
-    /// A valid WebSocket upgrade: answer 101 and serve the socket as a subscription.
-    Upgrade { accept: String, since: Option<u64> },
-}
-
-/// Maps a request to its response or to a WebSocket upgrade.
-async fn route(request: &Request, shared: &Shared, caller: &Caller) -> Routed {
-    let is_ws = request.path == WS_PATH || request.path == "/ws/";
-    let api_path = request.path.strip_prefix(API_PREFIX);
-    let checked = shared.access.borrow().check(request, is_ws || api_path.is_some());
-    if let Err(refused) = checked {
-        return Routed::Respond(refused);
-    }
-    if is_ws {
-        return websocket_upgrade(request, &shared.controller);
-    }
-    Routed::Respond(api_route(request, api_path, &shared.controller, caller).await)
-}
-
-async fn api_route(
-    request: &Request,
-    api_path: Option<&str>,
-    controller: &Controller,
-    caller: &Caller,
-) -> Response {
-    let method = if request.method == "HEAD" { "GET" } else { request.method.as_str() };
-    let Some(api_path) = api_path else {
-        if method == "GET" && request.path == "/" {
-            return Response::html(STATUS_PAGE);
-        }
-        return not_found(request);
-    };
-    if !controller.http_api_enabled() {
-        return Response::error(404, "the HTTP API is disabled (feature flag http_api)");
-    }
-    match (method, api_path) {
-        ("GET", "/ping") => respond(controller.execute(Command::Ping, caller).await),
-        ("GET", "/messages") => respond(controller.execute(Command::Messages, caller).await),
-        ("GET", "/tasks") => respond(controller.execute(Command::TasksIds, caller).await),
-        ("POST", "/control") => control_request(&request.body, controller, caller).await,
-        (_, "/control") => method_not_allowed("POST"),
-        (_, "/ping" | "/messages" | "/tasks") => method_not_allowed("GET"),
-        (method, path) if path.starts_with("/tasks/") => {
-            task_route(method, &path["/tasks/".len()..], controller, caller).await
-        }
-        _ => not_found(request),
-    }
-}
-
-/// `POST /api/1/control` with `{"method": .., "params": {..}}`: any command of the control
-/// layer, answered in rotki's envelope with the command's status code.
-async fn control_request(body: &[u8], controller: &Controller, caller: &Caller) -> Response {
-    let request = match crate::control::Request::parse(body) {
-        Ok(request) => request,
-        Err(error) => {
-            return Response::error(400, error["error"]["message"].as_str().unwrap_or("bad request"));
-        }
-    };
-    let command = match Command::parse(&request.method, request.params.as_ref()) {
-        Ok(command) => command,
-        Err(err) => return error_response(&err),
-    };
-    respond(controller.execute(command, caller).await)
-}
-
-/// `GET` and `DELETE /api/1/tasks/<id>`, with rotki's envelopes and texts.
-async fn task_route(method: &str, id: &str, controller: &Controller, caller: &Caller) -> Response {
-    let Ok(id) = id.parse::<TaskId>() else {
-        return Response::error(404, &format!("No task with id {id} found"));
-    };
-    match method {
-        "GET" => match controller.execute(Command::TasksResult(id), caller).await {
-            Ok(result) if result["status"] == "pending" => {
-                Response::envelope(200, result, &format!("The task with id {id} is still pending"))
-            }
-            other => respond(other),
-        },
-        "DELETE" => match controller.execute(Command::TasksCancel(CancelTarget::Id(id)), caller).await {
-            Ok(result) if result["cancelled"] == 1 => Response::envelope(200, Value::Bool(true), ""),
-            Ok(_) => Response::error(
-                404,
-                &format!("Did not cancel task with id {id} because it could not be found"),
-            ),
-            Err(err) => error_response(&err),
-        },
-        _ => method_not_allowed("GET, DELETE"),
-    }
-}
-
-/// Validates an RFC 6455 upgrade request.
-fn websocket_upgrade(request: &Request, controller: &Controller) -> Routed {
-    if !controller.websockets_enabled() {
-        return Routed::Respond(Response::error(
-            404,
-            "WebSocket notifications are disabled (feature flag websockets)",
-        ));
-    }
-    if request.method != "GET" {
-        return Routed::Respond(method_not_allowed("GET"));
-    }
-    let has_token = |name: &str, token: &str| {
-        request.header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-    };
-    if !has_token("upgrade", "websocket") || !has_token("connection", "upgrade") {
-        let reply = Response::error(426, "this endpoint speaks WebSocket: send Upgrade: websocket");
-        return Routed::Respond(reply.with_header("Upgrade", "websocket"));
-    }
-    if request.header("sec-websocket-version") != Some("13") {
-        let reply = Response::error(426, "unsupported WebSocket version; robin speaks version 13");
-        return Routed::Respond(reply.with_header("Sec-WebSocket-Version", "13"));
-    }
-    let Some(key) = request.header("sec-websocket-key").filter(|k| !k.is_empty()) else {
-        return Routed::Respond(Response::error(400, "missing Sec-WebSocket-Key"));
-    };
-    let since = match request.query_param("since").map(str::parse::<u64>) {
-        None => None,
-        Some(Ok(seq)) => Some(seq),
-        Some(Err(_)) => {
-            return Routed::Respond(Response::error(400, "since must be a message sequence number"));
-        }
-    };
-    let accept = async_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-    Routed::Upgrade { accept, since }
-}
-
-fn respond(result: Result<Value, crate::control::Error>) -> Response {
-    match result {
-        Ok(value) => Response::envelope(200, value, ""),
-        Err(err) => error_response(&err),
-    }
-}
-
-/// A control error in rotki's envelope, with its status.
-fn error_response(err: &crate::control::Error) -> Response {
-    Response::envelope(err.http_status(), err.http_result(), &err.to_string())
-}
-
-fn not_found(request: &Request) -> Response {
-    Response::error(404, &format!("no route for {} {}", request.method, request.path))
-}
-
-fn method_not_allowed(allow: &'static str) -> Response {
-    Response::error(405, &format!("method not allowed; use {allow}")).with_header("Allow", allow)
 }

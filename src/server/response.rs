@@ -25,6 +25,11 @@ impl Response {
         }
     }
 
+    /// A response without a body (a CORS preflight's 204).
+    pub fn empty(status: u16) -> Response {
+        Response { status, content_type: "text/plain", headers: Vec::new(), body: Vec::new() }
+    }
+
     /// An HTML page.
     pub fn html(page: &str) -> Response {
         Response {
@@ -87,6 +92,7 @@ pub fn reason(status: u16) -> &'static str {
         100 => "Continue",
         101 => "Switching Protocols",
         200 => "OK",
+        204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",

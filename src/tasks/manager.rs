@@ -44,10 +44,11 @@ pub type TaskError = Box<dyn std::error::Error>;
 
 /// Finished tasks remembered for `status` (name, result, duration).
 pub const HISTORY_LEN: usize = 100;
-/// How long a finished API task's result waits to be fetched before it is dropped.
-pub const DEFAULT_RESULT_TTL: Duration = Duration::from_secs(600);
-/// Most unfetched API results kept, whatever their age.
+/// Most unfetched API results kept; the oldest gives way. A UI that sleeps for hours still finds
+/// its results: they are bounded by number and size, not by a clock.
 pub const MAX_KEPT_RESULTS: usize = 1000;
+/// Most bytes of unfetched API results kept (their JSON), whatever their number.
+pub const MAX_KEPT_RESULT_BYTES: usize = 4 * 1024 * 1024;
 
 /// How a task is run and reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,9 +124,11 @@ pub(super) struct Inner {
     /// The last finished tasks, oldest first.
     history: RefCell<VecDeque<Finished>>,
     /// Finished API tasks' outcomes, with when they finished.
-    results: RefCell<BTreeMap<TaskId, (Outcome, Instant)>>,
-    /// How long unfetched results are kept.
-    result_ttl: Duration,
+    results: RefCell<BTreeMap<TaskId, (Outcome, usize)>>,
+    /// Sum of the kept results' sizes.
+    result_bytes: std::cell::Cell<usize>,
+    /// Bounds on unfetched results: count and bytes.
+    result_limits: (usize, usize),
     /// Wakes `wait_for_all` when the last live task ends.
     finished: event_listener::Event,
     /// Delayed tasks by due time. One driver and one timer serve them all, so a waiting task
@@ -172,15 +175,22 @@ impl std::fmt::Debug for TaskManager {
 impl TaskManager {
     /// A tracker that spawns on `spawner` and reports through the two sinks.
     pub fn new(spawner: Spawner, on_error: ErrorSink, on_progress: ProgressSink) -> TaskManager {
-        TaskManager::with_result_ttl(spawner, on_error, on_progress, DEFAULT_RESULT_TTL)
+        TaskManager::with_result_limits(
+            spawner,
+            on_error,
+            on_progress,
+            MAX_KEPT_RESULTS,
+            MAX_KEPT_RESULT_BYTES,
+        )
     }
 
-    /// Like [`new`](Self::new) with another lifetime for unfetched API results.
-    pub fn with_result_ttl(
+    /// Like [`new`](Self::new) with other bounds on unfetched API results.
+    pub fn with_result_limits(
         spawner: Spawner,
         on_error: ErrorSink,
         on_progress: ProgressSink,
-        result_ttl: Duration,
+        max_results: usize,
+        max_result_bytes: usize,
     ) -> TaskManager {
         TaskManager {
             inner: Rc::new(Inner {
@@ -189,7 +199,8 @@ impl TaskManager {
                 live: RefCell::default(),
                 history: RefCell::default(),
                 results: RefCell::default(),
-                result_ttl,
+                result_bytes: std::cell::Cell::new(0),
+                result_limits: (max_results, max_result_bytes),
                 finished: event_listener::Event::new(),
                 delayed: RefCell::default(),
                 delay_changed: event_listener::Event::new(),
@@ -383,7 +394,6 @@ impl TaskManager {
 
     /// Finished API tasks whose result has not been fetched (expired ones are dropped first).
     pub fn completed_results(&self) -> Vec<TaskId> {
-        self.expire_results();
         self.inner.results.borrow().keys().copied().collect()
     }
 
@@ -394,8 +404,9 @@ impl TaskManager {
 
     /// Takes a finished API task's outcome; it can be read once.
     pub fn take_result(&self, id: TaskId) -> Option<Outcome> {
-        self.expire_results();
-        self.inner.results.borrow_mut().remove(&id).map(|(outcome, _)| outcome)
+        let (outcome, bytes) = self.inner.results.borrow_mut().remove(&id)?;
+        self.inner.result_bytes.set(self.inner.result_bytes.get() - bytes);
+        Some(outcome)
     }
 
     /// The tracker's state for `status`.
@@ -419,12 +430,21 @@ impl TaskManager {
         history.push_back(finished);
     }
 
-    fn expire_results(&self) {
-        let ttl = self.inner.result_ttl;
+    /// Keeps a finished API task's outcome, dropping the oldest beyond the bounds.
+    fn keep_result(&self, id: TaskId, outcome: Outcome) {
+        let bytes = match &outcome {
+            Outcome::Completed(value) => serde_json::to_string(value).map_or(0, |json| json.len()),
+            Outcome::Failed(text) => text.len(),
+            Outcome::Cancelled => 0,
+        };
+        let (max_count, max_bytes) = self.inner.result_limits;
         let mut results = self.inner.results.borrow_mut();
-        results.retain(|_, (_, at)| at.elapsed() < ttl);
-        while results.len() > MAX_KEPT_RESULTS {
-            results.pop_first();
+        results.insert(id, (outcome, bytes));
+        self.inner.result_bytes.set(self.inner.result_bytes.get() + bytes);
+        while results.len() > max_count || self.inner.result_bytes.get() > max_bytes {
+            let Some((old, (_, old_bytes))) = results.pop_first() else { break };
+            self.inner.result_bytes.set(self.inner.result_bytes.get() - old_bytes);
+            log::warn!("task {old}: its unfetched result was dropped to make room for newer ones");
         }
     }
 }
@@ -464,8 +484,7 @@ fn finish(manager: &Weak<Inner>, id: TaskId, outcome: Outcome) {
         duration_ms: live.started.elapsed().as_millis() as u64,
     });
     if live.keep_result {
-        manager.expire_results();
-        manager.inner.results.borrow_mut().insert(id, (outcome.clone(), Instant::now()));
+        manager.keep_result(id, outcome.clone());
     }
     live.slot.fill(outcome);
     manager.notify_if_idle();

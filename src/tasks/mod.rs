@@ -38,8 +38,8 @@ mod scheduler;
 
 pub use handle::TaskHandle;
 pub use manager::{
-    DEFAULT_RESULT_TTL, ErrorSink, Finished, HISTORY_LEN, MAX_KEPT_RESULTS, Outcome, SpawnOptions, TaskError,
-    TaskId, TaskInfo, TaskManager,
+    ErrorSink, Finished, HISTORY_LEN, MAX_KEPT_RESULT_BYTES, MAX_KEPT_RESULTS, Outcome, SpawnOptions,
+    TaskError, TaskId, TaskInfo, TaskManager,
 };
 pub use progress::{PROGRESS_INTERVAL, Progress, ProgressReport, ProgressSink};
 pub use remote::{
