@@ -93,7 +93,9 @@ fn a_job_that_times_out_does_not_block_the_others() {
     let messages = call(&sandbox, "messages", json!({}))["result"]["errors"].clone();
     let texts: Vec<&str> = messages.as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(
-        texts.iter().any(|t| t.starts_with("query_prices died with exception: request to 127.0.0.1 timed out")),
+        texts
+            .iter()
+            .any(|t| t.starts_with("query_prices died with exception: request to 127.0.0.1 timed out")),
         "{messages}"
     );
 }

@@ -178,7 +178,9 @@ fn a_page_on_another_site_cannot_drain_messages_with_an_image() {
     assert_eq!(status, 200);
     let errors = kept["result"]["errors"].as_array().unwrap();
     assert!(
-        errors.iter().any(|e| e.as_str().is_some_and(|e| e.starts_with("query_balances died with exception"))),
+        errors
+            .iter()
+            .any(|e| e.as_str().is_some_and(|e| e.starts_with("query_balances died with exception"))),
         "not drained: {kept}"
     );
 }

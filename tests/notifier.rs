@@ -153,6 +153,36 @@ fn a_client_that_takes_nothing_is_closed_at_the_write_deadline_even_with_room_in
     assert_eq!(stats.clients_closed_slow.load(Relaxed), 0, "closed for not reading, not for overflowing");
 }
 
+#[test]
+fn errors_queued_for_clients_that_leave_come_back_once_in_api_messages() {
+    // Queues that hold the whole burst, so that what the clients did not take is still queued
+    // (not dropped for overflow) when they go.
+    let limits = Limits { client_queue_bytes: 64 << 20, client_queue_messages: 100_000, ..Limits::default() };
+    let server = NotifierLoop::start(Options { limits, ..Options::default() });
+    let (first, second) = (stalled_client(&server), stalled_client(&server));
+    server.wait_for_clients(2);
+    let pad = "x".repeat(16 * 1024);
+    for i in 0..400 {
+        server.handle.add_error(format!("{i:03} {pad}"));
+    }
+    server.handle.broadcast(numbered(7)); // progress is stale by the time a UI polls: not put back
+    let stats = server.handle.stats();
+    eventually("all broadcast", || stats.broadcasts.load(Relaxed) == 401);
+    drop((first, second));
+    eventually("both gone", || stats.clients.load(Relaxed) == 0);
+    let kept = http_get(server.addr, "/api/1/messages").1["result"].clone();
+    let numbers: Vec<u64> = kept["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap()[..3].parse().unwrap())
+        .collect();
+    assert!(!numbers.is_empty() && numbers.len() < 400, "what the kernel took is gone: {}", numbers.len());
+    assert_eq!(numbers.last(), Some(&399), "the newest were still queued");
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "in order and each once, though both clients had them");
+    assert_eq!(kept["warnings"], json!([]));
+}
+
 /// Reads raw server frames until a close frame (returning its code) or EOF (None).
 fn read_until_close(mut stream: TcpStream) -> Option<u16> {
     loop {

@@ -36,6 +36,9 @@ const REMEMBERED_SEQS: usize = 4096;
 struct Kept {
     warning: bool,
     text: String,
+    /// The broadcast's sequence number: what is handed out goes in this order, whichever
+    /// client's queue a message came back from.
+    seq: Option<u64>,
 }
 
 /// The bounded fallback queue.
@@ -112,7 +115,7 @@ impl Aggregator {
         }
         let mut kept = self.kept.borrow_mut();
         self.bytes.set(self.bytes.get() + text.len());
-        kept.push_back(Kept { warning, text });
+        kept.push_back(Kept { warning, text, seq });
         while kept.len() > self.max_messages || self.bytes.get() > self.max_bytes {
             let Some(old) = kept.pop_front() else { break };
             self.bytes.set(self.bytes.get() - old.text.len());
@@ -123,7 +126,9 @@ impl Aggregator {
     pub(crate) fn drain(&self) -> Messages {
         self.bytes.set(0);
         let mut messages = Messages::default();
-        for kept in self.kept.borrow_mut().drain(..) {
+        let mut kept = self.kept.borrow_mut();
+        kept.make_contiguous().sort_by_key(|k| k.seq.unwrap_or(u64::MAX));
+        for kept in kept.drain(..) {
             if kept.warning {
                 messages.warnings.push(kept.text);
             } else {
