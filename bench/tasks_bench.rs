@@ -57,7 +57,8 @@ fn memory(ex: &Spawner, tasks: &TaskManager, tasks_n: u64) {
         for _ in 0..tasks_n {
             tasks.spawn_and_track("delayed", async { Ok::<_, String>(()) }, hour.clone());
         }
-        // Let every task run to its timer, so each one is registered with the reactor.
+        // The same 200 ms the peers wait, so the delay driver has armed its one timer and any
+        // allocation it makes is counted.
         async_io::Timer::after(Duration::from_millis(200)).await;
     });
     let after = rss_kib();

@@ -89,16 +89,22 @@ def main() -> int:
     # (clients, messages, size, rate): flat out for throughput, then paced for latency.
     cases = [(100, 2000, 100, None)] + ([] if opts.quick else [(1000, 2000, 100, None), (100, 2000, 100, 1000)])
     rows = [run_case(name, *case) for case in cases for name in ("robin", "python")]
-    print("| server | clients | messages | size | rate/s | deliveries/s | p50 ms | p99 ms | lost | peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| server | clients | messages | size | rate/s | deliveries/s | p50 ms | p99 ms | lost | cut off | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['server']} | {r['clients']} | {r['messages']} | {r['size']} | {r['rate'] or 'max'} "
               f"| {r['deliveries_per_sec']:,.0f} | {r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} | {r['lost']} "
-              f"| {r['peak_rss_kib'] / 1024:.1f} |")
+              f"| {r['cut_off']} | {r['peak_rss_kib'] / 1024:.1f} |")
     for case in cases[:2]:
         robin, python = [r for r in rows if r["clients"] == case[0] and r["rate"] is None]
-        print(f"N={case[0]}: robin/python deliveries per second = "
-              f"{robin['deliveries_per_sec'] / python['deliveries_per_sec']:.1f}x")
+        # A run that lost messages or had clients cut off did less work: no ratio for it.
+        spoiled = [f"{r['server']} lost {r['lost']} and cut off {r['cut_off']}"
+                   for r in (robin, python) if r["lost"] or r["cut_off"]]
+        if spoiled:
+            print(f"N={case[0]}: no ratio, the runs did not deliver everything ({'; '.join(spoiled)})")
+        else:
+            print(f"N={case[0]}: robin/python deliveries per second = "
+                  f"{robin['deliveries_per_sec'] / python['deliveries_per_sec']:.1f}x")
     idle = idle_per_connection(1000)
     print(f"robind idle: {idle['rss_before_kib']} KiB -> {idle['rss_after_kib']} KiB with 1000 idle WebSocket "
           f"clients = {idle['per_connection_kib']} KiB per connection")

@@ -357,17 +357,20 @@ fn a_database_from_a_newer_robin_stops_startup_clearly() {
 fn data_written_before_sigterm_is_there_after_restart() {
     let sandbox = Sandbox::new();
     let mut daemon = Daemon::start(sandbox.command());
+    // Acknowledged writes through the API, then a SIGTERM right away: all of them survive.
+    for i in 0..20 {
+        let asset = format!("asset{i}");
+        let added = ipc_call(
+            &sandbox.socket(),
+            &json!({"id": i, "method": "assets.add", "params": {"asset": asset}}).to_string(),
+        );
+        assert_eq!(added["result"]["added"], true, "{added}");
+    }
     daemon.signal("TERM");
     assert!(daemon.wait_exit().success());
-    let path = sandbox.data_dir().join("robin.db");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute("INSERT INTO settings (name, value) VALUES ('main_currency', 'EUR')", []).unwrap();
-    drop(conn);
     let _daemon = Daemon::start(sandbox.command());
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let value: String =
-        conn.query_row("SELECT value FROM settings WHERE name = 'main_currency'", [], |r| r.get(0)).unwrap();
-    assert_eq!(value, "EUR");
+    let listed = ipc_call(&sandbox.socket(), r#"{"id":1,"method":"assets.list"}"#)["result"].clone();
+    assert_eq!(listed.as_array().map(Vec::len), Some(20), "{listed}");
 }
 
 fn with_config(sandbox: &Sandbox, toml: &str) -> std::process::Command {
@@ -400,9 +403,17 @@ fn the_daily_backup_runs_once_and_its_last_run_survives_a_restart() {
     daemon.signal("TERM");
     assert!(daemon.wait_exit().success());
 
-    // After a restart the job is not due for a day: no second backup.
+    // After a restart the job is not due for a day: the scheduler loads its last run from the
+    // database (the same time, not a new one) and makes no second backup.
+    let last_run = job["last_run"].clone();
     let _daemon = Daemon::start(with_config(&sandbox, config));
+    let scheduler = |sandbox: &Sandbox| {
+        ipc_call(&sandbox.socket(), r#"{"id":1,"method":"status"}"#)["result"]["scheduler"]["jobs"][0].clone()
+    };
+    eventually("the stored last run to be loaded", || scheduler(&sandbox)["last_run"] == last_run);
+    // Several ticks (1 s each) pass with the job still not due.
     std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(scheduler(&sandbox)["last_run"], last_run, "not run again");
     assert_eq!(backups(&sandbox).len(), 1);
 }
 

@@ -88,7 +88,7 @@ fn with_config_file(sandbox: &Sandbox, toml: &str) -> (std::process::Command, st
 fn malformed_request(daemon: &Daemon) {
     let mut stream = TcpStream::connect(daemon.http_addr()).unwrap();
     stream.write_all(b"\x01\x02 not http\r\n\r\n").unwrap();
-    let _ = stream.read_to_end(&mut Vec::new());
+    support::read_until_closed(&mut stream, PATIENCE);
 }
 
 #[test]

@@ -43,34 +43,65 @@ fn wait_for(systemd: &UnixDatagram, line: &str) {
     panic!("no {line}");
 }
 
-/// Collects a WebSocket client's notifications on a thread, as `(type, seq)`.
-fn ws_collector(url: String) -> mpsc::Receiver<(String, u64)> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        smol::block_on(async move {
-            let mut client = support::notifier_loop::connect(&url).await;
-            while let Some(Ok(message)) = client.next().await {
-                if let Message::Text(text) = message {
-                    let value: Value = serde_json::from_str(text.as_str()).unwrap();
-                    if let (Some(kind), Some(seq)) = (value["type"].as_str(), value["seq"].as_u64()) {
-                        if tx.send((kind.to_string(), seq)).is_err() {
+/// A UI: a WebSocket client on a thread of its own, whose messages arrive as their JSON text.
+struct Ui {
+    messages: mpsc::Receiver<String>,
+    close: async_channel::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Ui {
+    fn connect(url: String) -> Ui {
+        let (tx, messages) = mpsc::channel();
+        let (close, closed) = async_channel::bounded::<()>(1);
+        let thread = std::thread::spawn(move || {
+            smol::block_on(async move {
+                let mut client = support::notifier_loop::connect(&url).await;
+                loop {
+                    let next = async { Some(client.next().await) };
+                    let leave = async {
+                        let _ = closed.recv().await;
+                        None
+                    };
+                    match futures_lite::FutureExt::or(next, leave).await {
+                        Some(Some(Ok(Message::Text(text)))) => {
+                            if tx.send(text.to_string()).is_err() {
+                                return;
+                            }
+                        }
+                        Some(Some(Ok(_))) => {}
+                        Some(_) => return,
+                        None => {
+                            // The UI goes away: its socket is closed, as a closed window's is.
+                            let _ = client.close(None).await;
                             return;
                         }
                     }
                 }
-            }
-        })
-    });
-    rx
+            })
+        });
+        Ui { messages, close, thread }
+    }
+
+    /// Closes the UI's socket and waits until it is gone.
+    fn leave(self) {
+        let _ = self.close.send_blocking(());
+        self.thread.join().unwrap();
+    }
+
+    /// Messages until (and including) the first `refresh_balances`.
+    fn until_refresh(&self) -> Vec<String> {
+        until_refresh(|| self.messages.recv_timeout(PATIENCE).expect("a notification"))
+    }
 }
 
-/// Takes messages until (and including) the first `refresh_balances`.
-fn until_refresh(rx: &mpsc::Receiver<(String, u64)>) -> Vec<(String, u64)> {
+/// Takes messages from `next` until (and including) the first `refresh_balances`.
+fn until_refresh(mut next: impl FnMut() -> String) -> Vec<String> {
     let mut seen = Vec::new();
     loop {
-        let message = rx.recv_timeout(PATIENCE).expect("a notification");
-        let done = message.0 == "refresh_balances";
-        seen.push(message);
+        let text = next();
+        let done = serde_json::from_str::<Value>(&text).unwrap()["type"] == "refresh_balances";
+        seen.push(text);
         if done {
             return seen;
         }
@@ -97,8 +128,8 @@ fn a_day_with_the_desktop_app() {
     let ws_url = daemon.ready["ws"].as_str().unwrap().to_string();
 
     // Two UIs and a subscribed script.
-    let first = ws_collector(ws_url.clone());
-    let second = ws_collector(ws_url.clone());
+    let first = Ui::connect(ws_url.clone());
+    let second = Ui::connect(ws_url.clone());
     let subscriber = UnixStream::connect(sandbox.socket()).unwrap();
     subscriber.set_read_timeout(Some(PATIENCE)).unwrap();
     (&subscriber).write_all(b"{\"id\":1,\"method\":\"subscribe\"}\n").unwrap();
@@ -121,31 +152,31 @@ fn a_day_with_the_desktop_app() {
     let snapshot = call(&sandbox, "snapshot", json!({}));
     assert_eq!((snapshot["currency"].as_str(), snapshot["total"].as_str()), (Some("EUR"), Some("6001.5")));
 
-    // All three saw the same messages in the same order.
-    let seen_first = until_refresh(&first);
-    let seen_second = until_refresh(&second);
-    let mut seen_script = Vec::new();
-    loop {
-        let value: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-        let message = (value["type"].as_str().unwrap().to_string(), value["seq"].as_u64().unwrap());
-        let done = message.0 == "refresh_balances";
-        seen_script.push(message);
-        if done {
-            break;
-        }
-    }
+    // All three saw the same messages, byte for byte, in the same order.
+    let seen_first = first.until_refresh();
+    let seen_second = second.until_refresh();
+    let seen_script = until_refresh(|| lines.next().unwrap().unwrap());
     assert_eq!(seen_first, seen_second);
     assert_eq!(seen_first, seen_script);
-    let kinds: Vec<&str> = seen_first.iter().map(|(k, _)| k.as_str()).collect();
-    assert!(kinds.contains(&"db_upgrade_status") && kinds.contains(&"progress_updates"), "{kinds:?}");
+    let kinds: Vec<String> =
+        seen_first.iter().map(|t| serde_json::from_str::<Value>(t).unwrap()["type"].to_string()).collect();
+    assert!(
+        kinds.contains(&"\"db_upgrade_status\"".into()) && kinds.contains(&"\"progress_updates\"".into()),
+        "{kinds:?}"
+    );
 
-    // The second UI goes away, things happen, it comes back with `since`: nothing is missed.
-    let last_seen = seen_second.last().unwrap().1;
-    drop(second);
+    // The second UI goes away (its socket closed), things happen, it comes back with `since`:
+    // it gets exactly what it missed.
+    let last_seen =
+        serde_json::from_str::<Value>(seen_second.last().unwrap()).unwrap()["seq"].as_u64().unwrap();
+    second.leave();
+    eventually("the second UI to be gone", || {
+        call(&sandbox, "status", json!({}))["notifier"]["clients"] == 2
+    });
     run_job(&sandbox, "query_balances");
-    let after_first = until_refresh(&first);
-    let back = ws_collector(format!("{ws_url}?since={last_seen}"));
-    assert_eq!(until_refresh(&back), after_first, "the replay is exactly what was missed");
+    let after_first = first.until_refresh();
+    let back = Ui::connect(format!("{ws_url}?since={last_seen}"));
+    assert_eq!(back.until_refresh(), after_first, "the replay is exactly what was missed, byte for byte");
 
     // Scheduling is on since the first balance query; stop it so no job runs between this
     // snapshot of the last runs and the shutdown.

@@ -89,8 +89,7 @@ impl Raw {
             if opcode == CLOSE {
                 let code =
                     if payload.len() >= 2 { u16::from_be_bytes([payload[0], payload[1]]) } else { 1005 };
-                let mut rest = Vec::new();
-                let _ = self.stream.read_to_end(&mut rest);
+                let rest = support::read_until_closed(&mut self.stream, std::time::Duration::from_secs(3));
                 assert!(rest.is_empty(), "nothing after the close frame");
                 return code;
             }
@@ -195,9 +194,8 @@ fn empty_close_is_answered_and_the_connection_ends() {
     let (_, opcode, payload) = ws.read().unwrap();
     assert_eq!(opcode, CLOSE);
     assert!(payload.is_empty() || payload[..2] == 1000u16.to_be_bytes());
-    let mut rest = Vec::new();
-    let _ = ws.stream.read_to_end(&mut rest);
-    assert!(rest.is_empty());
+    let rest = support::read_until_closed(&mut ws.stream, std::time::Duration::from_secs(3));
+    assert!(rest.is_empty(), "nothing after the close frame, then the end of the stream");
 }
 
 #[test]

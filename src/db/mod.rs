@@ -270,6 +270,12 @@ impl Database {
         self.inner.writer.failed().await
     }
 
+    /// Transactions the writer has committed since the database was opened. Writes queued
+    /// together share one (group commit), so this grows slower than the number of writes.
+    pub fn commits(&self) -> u64 {
+        self.inner.writer.commits()
+    }
+
     /// The state for `status`: path, encryption and schema version.
     pub fn describe(&self) -> serde_json::Value {
         serde_json::json!({
@@ -277,6 +283,7 @@ impl Database {
             "encrypted": self.inner.encrypted,
             "schema_version": self.inner.schema_version,
             "readers": self.inner.options.readers,
+            "commits": self.commits(),
         })
     }
 }

@@ -66,6 +66,8 @@ pub(crate) struct Writer {
     conn: Mutex<Option<Connection>>,
     /// Fires when the writer fails for good.
     failure: event_listener::Event,
+    /// Transactions committed, for `status` and for tests that check grouping.
+    commits: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Writer {
@@ -80,6 +82,7 @@ impl Writer {
             state: Mutex::default(),
             conn: Mutex::new(Some(conn)),
             failure: event_listener::Event::new(),
+            commits: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -214,13 +217,24 @@ impl Writer {
                 match queued.work {
                     Work::Tx(job) => group.push((job, queued.reject)),
                     Work::Raw(raw) => {
-                        run_group(conn, std::mem::take(&mut group));
+                        self.count_commit(run_group(conn, std::mem::take(&mut group)));
                         raw(conn);
                     }
                 }
             }
-            run_group(conn, group);
+            self.count_commit(run_group(conn, group));
         }
+    }
+
+    fn count_commit(&self, committed: bool) {
+        if committed {
+            self.commits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Transactions committed so far.
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Takes the connection out (for close); later writes fail with `Closed`.
@@ -236,15 +250,17 @@ fn reject_into<R: Send + 'static>(answer: async_channel::Sender<Result<R>>) -> R
     })
 }
 
-fn run_group(conn: &mut Connection, jobs: Vec<(Job, Reject)>) {
+/// Runs one group in one transaction; whether it committed.
+fn run_group(conn: &mut Connection, jobs: Vec<(Job, Reject)>) -> bool {
     if jobs.is_empty() {
-        return;
+        return false;
     }
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(err) => {
             let err = Arc::new(err);
-            return jobs.into_iter().for_each(|(_, reject)| reject(Error::WriteFailed(err.clone())));
+            jobs.into_iter().for_each(|(_, reject)| reject(Error::WriteFailed(err.clone())));
+            return false;
         }
     };
     let grouped = jobs.len() > 1;
@@ -279,4 +295,5 @@ fn run_group(conn: &mut Connection, jobs: Vec<(Job, Reject)>) {
     for deliver in deliveries {
         deliver(commit_error.as_ref());
     }
+    any_ok && commit_error.is_none()
 }

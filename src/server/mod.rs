@@ -231,15 +231,11 @@ async fn serve_connection(mut stream: Async<TcpStream>, peer: SocketAddr, shared
         (None, Err(full)) => Some(Response::error(503, &full.to_string())),
         (None, Ok(_)) => None,
     };
-    let mut buf = Vec::new();
     if let Some(refusal) = refusal {
-        // Read the request first (within the usual bounds) and answer it: a socket closed on
-        // unread data is reset, and the client would never see why.
-        let _ = crate::runtime::timeout(limits.request_timeout, read_request(&mut stream, &mut buf, limits))
-            .await;
-        write_within(&mut stream, &refusal.to_bytes(false, false), limits.write_timeout).await;
+        refuse(&mut stream, &refusal, limits).await;
         return;
     }
+    let mut buf = Vec::new();
     let _ = stream.get_ref().set_nodelay(true);
     loop {
         let read =
@@ -315,6 +311,25 @@ fn identify(stream: &Async<TcpStream>, peer: SocketAddr, peers: &Peers) -> Ident
 
 /// What [`identify`] finds: caller, slot key, refusal, owner.
 type Identity = (Caller, PeerKey, Option<Response>, bool);
+
+/// How long a refused connection is read from (and what arrives thrown away) after the refusal
+/// is sent: closing a socket that still has unread data makes the kernel reset it, and the
+/// client might never read why it was refused.
+const REFUSAL_LINGER: Duration = Duration::from_millis(500);
+
+/// Answers a connection that may not be served at once (without waiting for its request, so
+/// that refusing costs nothing), then closes it gently.
+async fn refuse(stream: &mut Async<TcpStream>, refusal: &Response, limits: &Limits) {
+    if !write_within(stream, &refusal.to_bytes(false, false), limits.write_timeout).await {
+        return;
+    }
+    let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
+    let _ = crate::runtime::timeout(REFUSAL_LINGER, async {
+        let mut sink = [0u8; 1024];
+        while matches!(futures_lite::AsyncReadExt::read(stream, &mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
 
 /// Writes all of `bytes`, or gives up (false) when the socket fails or the client has not
 /// taken them within `limit`: a client that does not read must not hold a connection forever.

@@ -174,14 +174,40 @@ fn drain_lines(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     rx
 }
 
-/// Sends raw bytes and reads the whole answer until the server closes.
+/// Sends raw bytes and reads the whole answer until the server closes (which it must do
+/// within [`PATIENCE`]).
 pub fn http_raw(addr: SocketAddr, request: &[u8]) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
     stream.write_all(request).unwrap();
-    let mut reply = Vec::new();
-    let _ = stream.read_to_end(&mut reply);
-    String::from_utf8_lossy(&reply).into_owned()
+    String::from_utf8_lossy(&read_until_closed(&mut stream, PATIENCE)).into_owned()
+}
+
+/// Reads until the server closes the connection, which must happen within `within`; what
+/// arrived before. A reset counts as closed (the server closed with unread data). A read that
+/// times out fails the test: a check that the server hangs up must not pass by waiting.
+pub fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + within;
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "the server did not close the connection within {within:?}");
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut chunk) {
+            Ok(0) => return data,
+            Ok(n) => data.extend_from_slice(&chunk[..n]),
+            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => return data,
+            Err(err)
+                if matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+            {
+                panic!(
+                    "the server did not close the connection within {within:?} ({} bytes read)",
+                    data.len()
+                )
+            }
+            Err(err) => panic!("reading failed: {err}"),
+        }
+    }
 }
 
 /// A one-shot `GET` with `Connection: close`; returns (status, parsed JSON body).
