@@ -15,7 +15,7 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let first = DataDirLock::acquire(dir.path()).unwrap();
 //! match DataDirLock::acquire(dir.path()) {
-//!     Err(Error::AlreadyRunning { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
+//!     Err(Error::AlreadyRunning { owner, .. }) => assert_eq!(owner.pid, Some(std::process::id())),
 //!     other => panic!("expected AlreadyRunning, got {other:?}"),
 //! }
 //! drop(first);
@@ -25,6 +25,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use rustix::fs::{FlockOperation, flock};
 
@@ -39,12 +40,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// Another process holds the lock.
-    #[error("another robind{} is already running with data directory {}", pid_text(*.pid), .dir.display())]
+    #[error(
+        "another robind{} is already running with data directory {}; stop it first, or start with \
+         --attach-existing to print how to reach it",
+        pid_text(.owner.pid), .dir.display()
+    )]
     AlreadyRunning {
         /// The contested data directory.
         dir: PathBuf,
-        /// The pid written by the owner, when readable.
-        pid: Option<u32>,
+        /// What the owner wrote into the lock file.
+        owner: Owner,
     },
     /// The directory or the lock file could not be created or locked.
     #[error("cannot lock data directory {}", .dir.display())]
@@ -61,11 +66,38 @@ fn pid_text(pid: Option<u32>) -> String {
     pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
 }
 
+/// What the lock file says about the process holding it; any part may be missing (a lock
+/// file from an older robind, or one read while its owner was still writing it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Owner {
+    /// The owner's pid.
+    pub pid: Option<u32>,
+    /// The owner's control socket, once it is bound.
+    pub control_socket: Option<PathBuf>,
+    /// When the owner last wrote the file: at start, and when its socket was bound.
+    pub since: Option<SystemTime>,
+}
+
+impl Owner {
+    fn read(file: &mut File) -> Owner {
+        let mut text = String::new();
+        let since = file.metadata().and_then(|m| m.modified()).ok();
+        if file.read_to_string(&mut text).is_err() {
+            return Owner { since, ..Owner::default() };
+        }
+        let mut lines = text.lines();
+        let pid = lines.next().and_then(|line| line.trim().parse().ok());
+        let control_socket =
+            lines.next().and_then(|line| line.strip_prefix("control_socket=")).map(PathBuf::from);
+        Owner { pid, control_socket, since }
+    }
+}
+
 /// Holds the data directory for this process until dropped.
 #[derive(Debug)]
 pub struct DataDirLock {
     /// The open, locked file; closing it releases the lock.
-    _file: File,
+    file: File,
     /// The locked directory.
     dir: PathBuf,
 }
@@ -86,20 +118,54 @@ impl DataDirLock {
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(rustix::io::Errno::WOULDBLOCK) => {
-                let mut text = String::new();
-                let pid = file.read_to_string(&mut text).ok().and_then(|_| text.trim().parse().ok());
-                return Err(Error::AlreadyRunning { dir: dir.to_path_buf(), pid });
+                return Err(Error::AlreadyRunning { dir: dir.to_path_buf(), owner: Owner::read(&mut file) });
             }
             Err(errno) => return Err(io(errno.into())),
         }
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
         writeln!(file, "{}", std::process::id()).map_err(io)?;
-        Ok(DataDirLock { _file: file, dir: dir.to_path_buf() })
+        Ok(DataDirLock { file, dir: dir.to_path_buf() })
+    }
+
+    /// Notes where this daemon's control socket is, for a second robind to find it.
+    pub fn record_control_socket(&mut self, socket: &Path) -> Result<()> {
+        let io = |source| Error::Io { dir: self.dir.clone(), source };
+        let line =
+            socket.to_str().ok_or_else(|| io(std::io::Error::other("the socket path is not UTF-8")))?;
+        if line.contains('\n') {
+            return Err(io(std::io::Error::other("the socket path contains a line break")));
+        }
+        self.file.set_len(0).map_err(io)?;
+        self.file.rewind().map_err(io)?;
+        write!(self.file, "{}\ncontrol_socket={line}\n", std::process::id()).map_err(io)
     }
 
     /// The locked directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_claim_learns_the_owner_and_its_socket() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|source| Error::Io { dir: PathBuf::new(), source })?;
+        let mut lock = DataDirLock::acquire(dir.path())?;
+        let owner = |dir| match DataDirLock::acquire(dir) {
+            Err(Error::AlreadyRunning { owner, .. }) => owner,
+            other => panic!("expected AlreadyRunning, got {other:?}"),
+        };
+        let before = owner(dir.path());
+        assert_eq!((before.pid, before.control_socket), (Some(std::process::id()), None));
+        assert!(before.since.is_some());
+        lock.record_control_socket(Path::new("/run/user/1000/robin/robind.sock"))?;
+        let after = owner(dir.path());
+        assert_eq!(after.pid, Some(std::process::id()));
+        assert_eq!(after.control_socket.as_deref(), Some(Path::new("/run/user/1000/robin/robind.sock")));
+        Ok(())
     }
 }

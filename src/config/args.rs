@@ -42,6 +42,12 @@ pub struct Args {
     pub api_token_file: Option<PathBuf>,
     /// `--generate-api-token`.
     pub generate_api_token: bool,
+    /// `--exit-with-parent`.
+    pub exit_with_parent: bool,
+    /// `--stdin-lifeline`.
+    pub stdin_lifeline: bool,
+    /// `--attach-existing`.
+    pub attach_existing: bool,
 }
 
 /// The text `robind --help` prints.
@@ -63,6 +69,13 @@ Options (each also read from the environment variable shown):
                        http://localhost:* (repeatable; default app://localhost, rotki's app)
   --api-token-file F   require the token in file F on /ws and /api/1/*                   [ROBIN_API_TOKEN_FILE]
   --generate-api-token write a fresh token to RUNTIME_DIR/api-token (0600) and require it [ROBIN_GENERATE_API_TOKEN]
+
+As an app's companion process (all off by default, and in the systemd units):
+  --exit-with-parent   shut down gracefully when the process that started robind dies  [ROBIN_EXIT_WITH_PARENT]
+  --stdin-lifeline     shut down gracefully when standard input reaches end of file    [ROBIN_STDIN_LIFELINE]
+  --attach-existing    if a healthy robind already serves DATA_DIR, print its ready line [ROBIN_ATTACH_EXISTING]
+                       and exit 0 (implied by the two above); see docs/companion.md
+
   --print-config       print the effective configuration and where each value came from
   --version            print the version
   --help               print this help
@@ -90,6 +103,9 @@ impl Args {
                 Long("ws-origin") => parsed.ws_origins.push(string_value(&mut parser, "--ws-origin")?),
                 Long("api-token-file") => parsed.api_token_file = Some(parser.value().map_err(usage)?.into()),
                 Long("generate-api-token") => parsed.generate_api_token = true,
+                Long("exit-with-parent") => parsed.exit_with_parent = true,
+                Long("stdin-lifeline") => parsed.stdin_lifeline = true,
+                Long("attach-existing") => parsed.attach_existing = true,
                 Long("print-config") => parsed.mode = Mode::PrintConfig,
                 Long("version") | Short('V') => parsed.mode = Mode::Version,
                 Long("help") | Short('h') => parsed.mode = Mode::Help,

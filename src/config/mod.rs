@@ -74,6 +74,12 @@ pub const ENV_WS_ORIGINS: &str = "ROBIN_WS_ORIGINS";
 pub const ENV_API_TOKEN_FILE: &str = "ROBIN_API_TOKEN_FILE";
 /// Environment variable for `--generate-api-token`.
 pub const ENV_GENERATE_API_TOKEN: &str = "ROBIN_GENERATE_API_TOKEN";
+/// Environment variable for `--exit-with-parent`.
+pub const ENV_EXIT_WITH_PARENT: &str = "ROBIN_EXIT_WITH_PARENT";
+/// Environment variable for `--stdin-lifeline`.
+pub const ENV_STDIN_LIFELINE: &str = "ROBIN_STDIN_LIFELINE";
+/// Environment variable for `--attach-existing`.
+pub const ENV_ATTACH_EXISTING: &str = "ROBIN_ATTACH_EXISTING";
 /// The default database's file name inside the data directory.
 pub const DATABASE_FILE_NAME: &str = "robin.db";
 /// The generated API token's file name inside the runtime directory.
@@ -224,6 +230,12 @@ pub struct Config {
     pub api_token_file: Option<Setting<PathBuf>>,
     /// Whether to generate a fresh token into the runtime directory at start.
     pub generate_api_token: Setting<bool>,
+    /// Whether to shut down when the process that started robind dies (`PR_SET_PDEATHSIG`).
+    pub exit_with_parent: Setting<bool>,
+    /// Whether to shut down when standard input reaches end of file.
+    pub stdin_lifeline: Setting<bool>,
+    /// Whether to hand over to a healthy robind already serving the data directory.
+    pub attach_existing: Setting<bool>,
     /// The notifier's bounds, from the `[websocket]` table.
     pub notifier: crate::notifier::Limits,
     /// How databases are opened, from the `[database]` table.
@@ -247,6 +259,17 @@ impl Config {
     /// Where a generated API token is written.
     pub fn generated_token_path(&self) -> PathBuf {
         self.runtime_dir.value.join(API_TOKEN_FILE_NAME)
+    }
+
+    /// Whether robind runs as an app's companion (`--exit-with-parent` or `--stdin-lifeline`).
+    pub fn companion(&self) -> bool {
+        self.exit_with_parent.value || self.stdin_lifeline.value
+    }
+
+    /// Whether finding a healthy robind on the data directory means handing over to it rather
+    /// than failing: asked for with `--attach-existing`, and implied in companion mode.
+    pub fn attaches(&self) -> bool {
+        self.attach_existing.value || self.companion()
     }
 
     /// The control socket's path inside the runtime directory.

@@ -36,6 +36,15 @@ impl Config {
         }
         let generate = &self.generate_api_token;
         line(&mut out, "generate_api_token", generate.value.to_string(), &generate.source);
+        // Command line and environment only: commented out so the output stays a valid file.
+        for (key, setting) in [
+            ("exit_with_parent", &self.exit_with_parent),
+            ("stdin_lifeline", &self.stdin_lifeline),
+            ("attach_existing", &self.attach_existing),
+        ] {
+            let _ =
+                writeln!(out, "# {key} = {}  # {}; flag or environment only", setting.value, setting.source);
+        }
         match &self.config_file {
             Some(file) => {
                 let _ = writeln!(out, "# config file: {} ({})", file.value.display(), file.source);

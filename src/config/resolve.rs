@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use super::file::{FileConfig, read_file};
 use super::{
     APP_DIR, Args, Config, DEFAULT_LISTEN, DEFAULT_LOG_LEVEL, DEFAULT_WS_ORIGINS, ENV_API_TOKEN_FILE,
-    ENV_CONFIG, ENV_DATA_DIR, ENV_GENERATE_API_TOKEN, ENV_LISTEN, ENV_LOG, ENV_RUNTIME_DIR, ENV_RUST_LOG,
-    ENV_WS_ORIGINS, Environment, Error, Feature, Features, Result, Setting, Source, features, tables,
+    ENV_ATTACH_EXISTING, ENV_CONFIG, ENV_DATA_DIR, ENV_EXIT_WITH_PARENT, ENV_GENERATE_API_TOKEN, ENV_LISTEN,
+    ENV_LOG, ENV_RUNTIME_DIR, ENV_RUST_LOG, ENV_STDIN_LIFELINE, ENV_WS_ORIGINS, Environment, Error, Feature,
+    Features, Result, Setting, Source, features, tables,
 };
 
 impl Config {
@@ -45,7 +46,32 @@ impl Config {
                 ENV_API_TOKEN_FILE,
                 file.api_token_file,
             ),
-            generate_api_token: layers.generate_api_token(file.generate_api_token)?,
+            generate_api_token: layers.switch(
+                args.generate_api_token,
+                "--generate-api-token",
+                ENV_GENERATE_API_TOKEN,
+                file.generate_api_token,
+            )?,
+            // A launch's relation to its parent is not a property of the installation: these
+            // come from the command line or the environment, never from a shared config file.
+            exit_with_parent: layers.switch(
+                args.exit_with_parent,
+                "--exit-with-parent",
+                ENV_EXIT_WITH_PARENT,
+                None,
+            )?,
+            stdin_lifeline: layers.switch(
+                args.stdin_lifeline,
+                "--stdin-lifeline",
+                ENV_STDIN_LIFELINE,
+                None,
+            )?,
+            attach_existing: layers.switch(
+                args.attach_existing,
+                "--attach-existing",
+                ENV_ATTACH_EXISTING,
+                None,
+            )?,
             notifier: tables::notifier_limits(&file.websocket, file_path)?,
             database: tables::database_options(&file.database, file_path)?,
             backups: tables::backup_policy(&file.database, file_path)?,
@@ -110,16 +136,23 @@ impl Layers<'_> {
         })
     }
 
-    fn generate_api_token(&self, file: Option<bool>) -> Result<Setting<bool>> {
-        Ok(if self.args.generate_api_token {
-            Setting { value: true, source: Source::Flag("--generate-api-token") }
-        } else if let Some(raw) = self.env.get_str(ENV_GENERATE_API_TOKEN)? {
+    /// An on/off switch: the flag turns it on; else the variable, else the file, else off.
+    fn switch(
+        &self,
+        flag: bool,
+        name: &'static str,
+        var: &'static str,
+        file: Option<bool>,
+    ) -> Result<Setting<bool>> {
+        Ok(if flag {
+            Setting { value: true, source: Source::Flag(name) }
+        } else if let Some(raw) = self.env.get_str(var)? {
             let value = features::parse_bool(raw).ok_or_else(|| Error::InvalidValue {
-                origin: ENV_GENERATE_API_TOKEN.into(),
+                origin: var.into(),
                 value: raw.into(),
                 reason: "expected true or false".into(),
             })?;
-            Setting { value, source: Source::Env(ENV_GENERATE_API_TOKEN.into()) }
+            Setting { value, source: Source::Env(var.into()) }
         } else if let Some(value) = file {
             Setting { value, source: self.file_source() }
         } else {

@@ -96,6 +96,13 @@ impl Client {
         serde_json::from_str(&line).map(Some).map_err(|e| Error::Protocol(e.to_string()))
     }
 
+    /// Waits at most `limit` for each read and write from now on.
+    pub fn set_timeout(&mut self, limit: Duration) -> Result<(), Error> {
+        let stream = self.reader.get_ref();
+        stream.set_read_timeout(Some(limit))?;
+        Ok(stream.set_write_timeout(Some(limit))?)
+    }
+
     /// No time limit on reads (for `watch`).
     pub fn wait_forever(&mut self) -> Result<(), Error> {
         Ok(self.reader.get_ref().set_read_timeout(None)?)

@@ -19,6 +19,8 @@ pub enum Command {
     Ping,
     /// Version, uptime, pid, endpoints, feature flags and notifier counters.
     Status,
+    /// The ready line: how to reach this daemon (what `--attach-existing` prints).
+    Ready,
     /// Takes the kept user-facing errors and warnings (`GET /api/1/messages`).
     Messages,
     /// Turns the periodic scheduler on or off: `{"enabled": bool}`.
@@ -127,6 +129,7 @@ pub const COMMANDS: &[(&str, Parser)] = &[
     ("unlock", parse_unlock),
     ("logout", |p| p.none(Command::Logout)),
     ("snapshot", |p| p.none(Command::Snapshot)),
+    ("ready", |p| p.none(Command::Ready)),
 ];
 
 /// The method names, in table order.
@@ -239,7 +242,7 @@ mod tests {
     fn unknown_methods_list_the_table() {
         let err = Command::parse("pnig", None).unwrap_err();
         assert!(err.to_string().starts_with("unknown method 'pnig' (known: ping, status, flags"), "{err}");
-        assert!(err.to_string().ends_with("logout, snapshot)"), "{err}");
+        assert!(err.to_string().ends_with("logout, snapshot, ready)"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::command::{CancelTarget, Command};
 use super::error::{Error, Result};
 use super::params;
+use super::ready::ReadyLine;
 use super::session::Session;
 use super::wire::{self, Request};
 use crate::config::{Feature, Features};
@@ -25,6 +26,10 @@ pub struct Endpoints {
     pub ipc: Option<PathBuf>,
     /// The file holding the API token, when one is required.
     pub api_token_file: Option<PathBuf>,
+    /// The data directory being served.
+    pub data_dir: PathBuf,
+    /// Whether `/ws` accepts clients (feature flag `websockets`).
+    pub websockets: bool,
 }
 
 /// Who sent a request, as far as its transport knows: the uid the kernel reports for a
@@ -153,6 +158,7 @@ impl Controller {
         match command {
             Command::Ping => Ok(Value::Bool(true)),
             Command::Status => Ok(self.status()),
+            Command::Ready => Ok(json!(ReadyLine::owned(&self.endpoints.borrow()))),
             Command::Flags => Ok(self.flags()),
             Command::Messages => Ok(serde_json::to_value(self.notifier.drain_messages()).unwrap_or_default()),
             Command::Schedule { enabled } => self.schedule(enabled),

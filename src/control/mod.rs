@@ -38,6 +38,7 @@ mod command;
 mod controller;
 mod error;
 mod params;
+mod ready;
 mod session;
 pub mod wire;
 
@@ -47,5 +48,6 @@ pub use command::{COMMANDS, CancelTarget, Command, known_methods, methods};
 pub use controller::{Caller, Controller, Endpoints};
 pub use error::{Error, Result};
 pub use params::SETTINGS;
+pub use ready::{READY_VERSION, ReadyLine};
 pub use session::Session;
 pub use wire::Request;

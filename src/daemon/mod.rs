@@ -1,8 +1,9 @@
 //! Start-up and shutdown: the table of contents of a running `robind`.
 //!
-//! Owns the order of things. Before the loop: lock the data directory, take or bind the
-//! listeners, connect to systemd, install signal handlers, read the API token (all blocking
-//! work, done while no loop exists to stall). On the loop: open the database, start the
+//! Owns the order of things. Before the loop: lock the data directory (or, as a companion,
+//! hand over to the robind holding it, in `companion.rs`), take or bind the listeners, connect
+//! to systemd, install signal handlers and the companion's lifelines, read the API token (all
+//! blocking work, done while no loop exists to stall). On the loop: open the database, start the
 //! scheduler, serve, announce readiness, wait for a signal. After a signal: tell systemd, stop
 //! accepting, close connections, cancel tasks, close the database and leave the loop; the
 //! socket file and the lock are released after the loop has stopped.
@@ -29,6 +30,7 @@ use crate::systemd::{self, ActivatedSockets, ServiceManager};
 use crate::tasks::{self, Scheduler, TaskManager};
 use crate::{db, ipc, jobs, lockfile, outbound, server};
 
+mod companion;
 mod ready;
 mod reload;
 mod supervise;
@@ -93,6 +95,37 @@ pub enum Error {
     /// A core task ended or panicked; the daemon stopped so that it can be restarted whole.
     #[error("{0}")]
     CoreTask(String),
+    /// `--exit-with-parent`, and the parent is already gone.
+    #[error(
+        "--exit-with-parent: the process that started robind (pid {pid}) has already exited, or robind \
+         was started by init, which never exits; drop --exit-with-parent when no app owns robind"
+    )]
+    ParentGone {
+        /// The parent's pid as recorded at start (0: unknown, 1: init).
+        pid: i32,
+    },
+    /// A robind holds the data directory but did not answer; attaching to it failed.
+    #[error(
+        "robind {} holds data directory {}{} but did not answer on its control socket {} within \
+         {:?} ({why}); it may be stopped, hung, or still opening its database: {}",
+        companion::pid_text(*.pid), .dir.display(), companion::held_for_text(*.held_for),
+        .socket.display(), companion::ATTACH_TIMEOUT, companion::what_to_do(*.pid)
+    )]
+    NotAnswering {
+        /// The data directory.
+        dir: std::path::PathBuf,
+        /// The holder's pid, from the lock file.
+        pid: Option<u32>,
+        /// How long the lock has been held, from the lock file's time.
+        held_for: Option<Duration>,
+        /// The control socket that was tried.
+        socket: std::path::PathBuf,
+        /// What went wrong with the last try.
+        why: String,
+    },
+    /// Companion mode could not be set up.
+    #[error("{0}")]
+    Companion(String),
     /// A listener other machines can reach, and no token to keep them out.
     #[error(
         "refusing to listen on {0} without an API token: other machines could use the whole API; \
@@ -106,18 +139,40 @@ pub fn run(config: Config, env: &Environment) -> Result<()> {
     let systemd_err = |what| move |source| Error::Systemd { what, source };
     let activated = ActivatedSockets::take(env.get(systemd::ENV_LISTEN_FDNAMES).map(|v| v.as_os_str()))
         .map_err(systemd_err("socket activation"))?;
-    let _lock = lockfile::DataDirLock::acquire(&config.data_dir.value)?;
+    // Recorded first: the parent that exec'd us, before it has had much time to die.
+    let parent = rustix::process::getppid();
+    let mut lock = match lockfile::DataDirLock::acquire(&config.data_dir.value) {
+        Ok(lock) => lock,
+        Err(lockfile::Error::AlreadyRunning { dir, owner }) if config.attaches() => {
+            let line = companion::attach(&config, &dir, &owner)?;
+            log::info!("robind pid {} already serves {}; printed its ready line", line.pid, dir.display());
+            println!("{}", line.to_line());
+            return Ok(());
+        }
+        Err(err) => return Err(err.into()),
+    };
     let tcp = match activated.http {
         Some(listener) => listener,
         None => TcpListener::bind(config.listen.value)
             .map_err(|source| Error::Listen { addr: config.listen.value, source })?,
     };
     // The socket file, when we made it, is dropped after the loop so its unlink stays off-loop.
-    let (ipc_listener, _socket_file) = bind_control_socket(&config, activated.ipc)?;
+    let (ipc_listener, socket_file) = bind_control_socket(&config, activated.ipc)?;
+    if let Some(path) = ipc_listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok()?.as_pathname().map(std::path::Path::to_path_buf))
+    {
+        lock.record_control_socket(&path)?;
+    }
     let service = ServiceManager::connect(env.get(systemd::ENV_NOTIFY_SOCKET).map(|v| v.as_os_str()))
         .map_err(systemd_err("NOTIFY_SOCKET"))?;
     let signals =
         Signals::new([Signal::Term, Signal::Int, Signal::Hup, Signal::Usr1]).map_err(Error::Signals)?;
+    // After the handlers: the parent's death arrives as a SIGTERM, which must find them.
+    if config.exit_with_parent.value {
+        companion::follow_parent(parent)?;
+    }
+    let lifeline = config.stdin_lifeline.value.then(companion::stdin_lifeline).transpose()?;
     let watchdog = systemd::watchdog_interval(
         env.get(systemd::ENV_WATCHDOG_USEC).map(|v| v.as_os_str()),
         env.get(systemd::ENV_WATCHDOG_PID).map(|v| v.as_os_str()),
@@ -135,7 +190,13 @@ pub fn run(config: Config, env: &Environment) -> Result<()> {
 
     let ex = Spawner::new();
     let parts = wire(&ex, &config, tcp, ipc_listener, token)?;
-    ex.block_on(serve(&ex, config, env, parts, Lifecycle { service, watchdog, signals }))
+    let parent = config.exit_with_parent.value.then_some(parent);
+    let lifecycle = Lifecycle { service, watchdog, signals, parent, lifeline };
+    let served = ex.block_on(serve(&ex, config, env, parts, lifecycle));
+    // The socket goes before the lock: once the lock is free, a new robind may bind its own.
+    drop(socket_file);
+    drop(lock);
+    served
 }
 
 /// Raises the soft limit on open files to the hard limit: every client is a file descriptor,
@@ -188,11 +249,16 @@ struct Parts {
     live: reload::Live,
 }
 
-/// systemd and signals: what tells the daemon to stop and whom it tells.
+/// systemd, signals and the companion's lifelines: what tells the daemon to stop and whom it
+/// tells.
 struct Lifecycle {
     service: ServiceManager,
     watchdog: Option<Duration>,
     signals: Signals,
+    /// The parent being followed (`--exit-with-parent`), as recorded at start.
+    parent: Option<Option<rustix::process::Pid>>,
+    /// Hears when standard input closes (`--stdin-lifeline`).
+    lifeline: Option<async_channel::Receiver<&'static str>>,
 }
 
 fn wire(
@@ -233,6 +299,8 @@ fn wire(
         http: http.local_addr().ok(),
         ipc: ipc.as_ref().and_then(ipc::Server::path),
         api_token_file: token.map(|t| t.file),
+        data_dir: config.data_dir.value.clone(),
+        websockets: config.features.enabled(Feature::Websockets),
     };
     controller.set_endpoints(endpoints.clone());
     let live = reload::Live {
@@ -281,9 +349,11 @@ async fn serve(
     parts: Parts,
     lifecycle: Lifecycle,
 ) -> Result<()> {
-    let Lifecycle { service, watchdog, mut signals } = lifecycle;
-    let Parts { notifier, tasks, session, http, ipc, endpoints, mut live } = parts;
+    let Lifecycle { service, watchdog, mut signals, parent, lifeline } = lifecycle;
     let supervisor = Supervisor::new(ex);
+    let mut stoppers =
+        Stoppers { signals: &mut signals, parent, lifeline: lifeline.as_ref(), supervisor: &supervisor };
+    let Parts { notifier, tasks, session, http, ipc, endpoints, mut live } = parts;
     let (notifier_handle, notifier_pump) =
         notifier::channel(notifier.clone(), notifier::handle::DEFAULT_BRIDGE_CAPACITY);
     notifier::install_global(notifier_handle.clone());
@@ -316,9 +386,9 @@ async fn serve(
     announce_ready(&service, &endpoints).await;
 
     let failure = loop {
-        match next_event(&mut signals, &supervisor).await {
-            Event::Stop(signal) => {
-                log::info!("received {signal}, shutting down");
+        match stoppers.next_event().await {
+            Event::Stop(why) => {
+                log::info!("{why}; shutting down");
                 break None;
             }
             Event::Failed(why) => {
@@ -333,8 +403,8 @@ async fn serve(
     // A second stop signal means "now": do not wait for the rest of the graceful path.
     let _force = ex.spawn(async move {
         loop {
-            if let Event::Stop(signal) = next_signal(&mut signals).await {
-                log::warn!("received {signal} during shutdown, exiting immediately");
+            if let Event::Stop(why) = next_signal(&mut signals, None).await {
+                log::warn!("{why} during shutdown, exiting immediately");
                 std::process::exit(FORCED_EXIT_CODE);
             }
         }
@@ -349,8 +419,8 @@ async fn serve(
 
 /// What the main future wakes for.
 enum Event {
-    /// SIGTERM or SIGINT.
-    Stop(&'static str),
+    /// SIGTERM or SIGINT, the parent's death or the end of standard input: why, for the log.
+    Stop(String),
     /// SIGHUP: read the configuration again.
     Reload,
     /// SIGUSR1: log a status summary.
@@ -359,15 +429,40 @@ enum Event {
     Failed(String),
 }
 
-async fn next_event(signals: &mut Signals, supervisor: &Supervisor) -> Event {
-    next_signal(signals).or(async { Event::Failed(supervisor.failure().await) }).await
+/// Everything that can end the main loop.
+struct Stoppers<'a> {
+    signals: &'a mut Signals,
+    /// The followed parent, when `--exit-with-parent` is on.
+    parent: Option<Option<rustix::process::Pid>>,
+    lifeline: Option<&'a async_channel::Receiver<&'static str>>,
+    supervisor: &'a Supervisor,
 }
 
-async fn next_signal(signals: &mut Signals) -> Event {
+impl Stoppers<'_> {
+    async fn next_event(&mut self) -> Event {
+        let lifeline = async {
+            match self.lifeline {
+                Some(lifeline) => {
+                    Event::Stop(lifeline.recv().await.unwrap_or("standard input closed").into())
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let failure = async { Event::Failed(self.supervisor.failure().await) };
+        next_signal(self.signals, self.parent).or(lifeline).or(failure).await
+    }
+}
+
+/// The next signal; a SIGTERM after the followed parent died says so.
+async fn next_signal(signals: &mut Signals, parent: Option<Option<rustix::process::Pid>>) -> Event {
     match signals.next().await {
         Some(Ok(Signal::Hup)) => Event::Reload,
         Some(Ok(Signal::Usr1)) => Event::Status,
-        other => Event::Stop(signal_name(other)),
+        Some(Ok(Signal::Term)) if parent.is_some_and(companion::parent_gone) => Event::Stop(format!(
+            "the process that started robind (pid {}) exited",
+            rustix::process::Pid::as_raw(parent.flatten())
+        )),
+        other => Event::Stop(format!("received {}", signal_name(other))),
     }
 }
 

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use async_io::Timer;
 use async_signal::Signal;
-use serde_json::json;
 
-use crate::control::Endpoints;
+use crate::control::{Endpoints, ReadyLine};
 use crate::systemd::ServiceManager;
 
 /// Tells systemd and whoever started us (one JSON line on stdout) that we are serving.
@@ -23,16 +22,7 @@ pub(super) async fn announce_ready(service: &ServiceManager, endpoints: &Endpoin
     );
     let status = format!("READY=1\nSTATUS=serving on {}", http.as_deref().unwrap_or("-"));
     notify(service, &status).await;
-    let line = json!({
-        "event": "ready",
-        "version": crate::VERSION,
-        "pid": std::process::id(),
-        "http": http,
-        "ws": endpoints.http.map(|a| format!("ws://{a}/ws")),
-        "ipc": ipc,
-        "api_token_file": endpoints.api_token_file.as_ref().map(|p| p.display().to_string()),
-    })
-    .to_string();
+    let line = ReadyLine::owned(endpoints).to_line();
     // stdout may be a pipe nobody drains yet; a blocked write must not stall the loop.
     let written = blocking::unblock(move || {
         let mut out = std::io::stdout().lock();
