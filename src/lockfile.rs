@@ -51,6 +51,18 @@ pub enum Error {
         /// What the owner wrote into the lock file.
         owner: Owner,
     },
+    /// Another user could replace or delete what is in the directory.
+    #[error(
+        "data directory {} {reason}: another user could replace or delete the database; use a \
+         directory only you can write (--data-dir), robin does not change its mode",
+        .dir.display()
+    )]
+    UnsafeDir {
+        /// The data directory.
+        dir: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The directory or the lock file could not be created or locked.
     #[error("cannot lock data directory {}", .dir.display())]
     Io {
@@ -60,6 +72,24 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Refuses a directory that belongs to another user or that others may write: either could
+/// delete the database or swap it for another. Readable by others is allowed (the database
+/// files themselves are 0600).
+fn check_private(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).map_err(|source| Error::Io { dir: dir.to_path_buf(), source })?;
+    let unsafe_dir = |reason| Error::UnsafeDir { dir: dir.to_path_buf(), reason };
+    let ours = rustix::process::geteuid().as_raw();
+    if meta.uid() != ours {
+        return Err(unsafe_dir(format!("belongs to uid {}, not to robind's uid {ours}", meta.uid())));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(unsafe_dir(format!("is writable by other users (mode {mode:04o})")));
+    }
+    Ok(())
 }
 
 fn pid_text(pid: Option<u32>) -> String {
@@ -107,6 +137,7 @@ impl DataDirLock {
     pub fn acquire(dir: &Path) -> Result<DataDirLock> {
         let io = |source| Error::Io { dir: dir.to_path_buf(), source };
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
+        check_private(dir)?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -167,5 +198,18 @@ mod tests {
         assert_eq!(after.pid, Some(std::process::id()));
         assert_eq!(after.control_socket.as_deref(), Some(Path::new("/run/user/1000/robin/robind.sock")));
         Ok(())
+    }
+
+    #[test]
+    fn a_directory_others_can_write_is_refused_and_left_as_it_is() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let err = DataDirLock::acquire(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("is writable by other users (mode 1777)"), "{err}");
+        assert_eq!(std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o7777, 0o1777);
+        // Readable is fine: the files inside are private.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        DataDirLock::acquire(dir.path()).unwrap();
     }
 }

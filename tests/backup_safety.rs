@@ -286,3 +286,53 @@ fn leftovers_of_interrupted_backups_go_at_start_and_with_each_rotation() {
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(names.iter().all(|n| n.starts_with("robin-")), "{names:?}");
 }
+
+#[test]
+fn the_daemons_own_files_are_never_a_backup_target() {
+    let sandbox = Sandbox::new();
+    // A copy of robind, so that a failure here cannot destroy the binary other tests run.
+    let exe = sandbox.dir.path().join("robind-copy");
+    std::fs::copy(env!("CARGO_BIN_EXE_robind"), &exe).unwrap();
+    let config = sandbox.dir.path().join("robin.toml");
+    std::fs::write(&config, "log_level = \"info\"\n").unwrap();
+    let log = sandbox.dir.path().join("robind.log");
+    let template = sandbox.command();
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.args(template.get_args()).arg("--config").arg(&config);
+    for (key, value) in template.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped());
+    cmd.stderr(std::fs::File::create(&log).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut ready)
+        .unwrap();
+    assert!(ready.contains("\"event\":\"ready\""), "{ready}");
+
+    let outside = tempfile::tempdir().unwrap();
+    let exe_link = outside.path().join("exe-link");
+    std::os::unix::fs::symlink("/proc/self/exe", &exe_link).unwrap();
+    let before = (std::fs::read(&exe).unwrap(), std::fs::read(&config).unwrap());
+    for (path, expected) in [
+        (exe_link.clone(), "robind's executable"),
+        (exe.clone(), "robind's executable"),
+        (log.clone(), "robind's standard error"),
+        (config.clone(), "configuration file"),
+        (sandbox.runtime_dir().join("copy.db"), "holds live data"),
+        (PathBuf::from("/dev/stderr"), "belong to the kernel or a process"),
+        (PathBuf::from("/proc/self/exe"), "belong to the kernel or a process"),
+    ] {
+        let (message, code) = refusal(&call(&sandbox, "backup", json!({"path": path, "overwrite": true})));
+        assert!(message.contains(expected), "{}: {message}", path.display());
+        assert_eq!(code, -32602, "{message}");
+    }
+    assert_eq!((std::fs::read(&exe).unwrap(), std::fs::read(&config).unwrap()), before);
+    let text = std::fs::read_to_string(&log).expect("the log is still text");
+    assert!(text.contains("ready"), "{text}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

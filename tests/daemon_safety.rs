@@ -194,3 +194,54 @@ fn content_length_must_be_plain_digits() {
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
     assert!(reply.contains("invalid Content-Length"), "{reply}");
 }
+
+#[test]
+fn a_data_directory_others_can_write_is_refused_and_files_are_private_under_any_umask() {
+    let sandbox = Sandbox::new();
+    std::fs::create_dir(sandbox.data_dir()).unwrap();
+    std::fs::set_permissions(sandbox.data_dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, stderr) = run_to_exit(sandbox.command());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("is writable by other users (mode 0777)"), "{stderr}");
+    assert!(std::fs::read_dir(sandbox.data_dir()).unwrap().next().is_none(), "nothing was created");
+
+    // A directory others may read (an installer's `mkdir -p`), and robind started with umask
+    // 022: the database and its companions are still the owner's alone.
+    std::fs::set_permissions(sandbox.data_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let template = sandbox.command();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c").arg(r#"umask 022; exec "$0" "$@""#).arg(template.get_program()).args(template.get_args());
+    for (key, value) in template.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    let daemon = Daemon::start(cmd);
+    let reply = ipc_call(&sandbox.socket(), r#"{"id":1,"method":"assets.add","params":{"asset":"bitcoin"}}"#);
+    assert_eq!(reply["result"]["added"], true, "{reply}");
+    for name in ["robin.db", "robin.db-wal", "robin.db-shm", "robind.lock"] {
+        let mode = std::fs::metadata(sandbox.data_dir().join(name)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name} is {mode:04o}");
+    }
+    drop(daemon);
+}
+
+#[test]
+fn a_reload_that_blocks_on_its_file_does_not_stop_sigterm() {
+    let sandbox = Sandbox::new();
+    let (cmd, path) = with_config_file(&sandbox, "log_level = \"info\"\n");
+    let mut daemon = Daemon::start(cmd);
+    // A FIFO nobody writes to: opening it for reading waits for ever.
+    std::fs::remove_file(&path).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+    assert!(made.success());
+    daemon.signal("HUP");
+    daemon.wait_for_log("SIGHUP: reading the configuration again");
+    daemon.signal("TERM");
+    let status = daemon.wait_exit();
+    let log = daemon.log();
+    assert!(status.success(), "{status:?}: {log}");
+    assert!(log.contains("received SIGTERM; shutting down"), "{log}");
+    assert!(!log.contains("reloaded the configuration"), "{log}");
+}

@@ -149,3 +149,54 @@ fn an_allowed_user_is_served_on_both_and_nobody_never_is() {
     assert_eq!(status, 403);
     assert!(body.contains("never allowed"), "{body}");
 }
+
+#[test]
+fn an_allowed_user_cannot_make_robind_write_files_with_its_owners_rights() {
+    if !privileged() {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let daemon = start(&sandbox, Some(&format!("ipc_allow_uids = [{FRIEND}]\n")));
+    // A file of the owner's that the friend cannot write itself.
+    let notes = sandbox.dir.path().join("owners-notes.txt");
+    std::fs::write(&notes, "the owner's notes").unwrap();
+    let new_file = sandbox.dir.path().join("planted.db");
+    let socket = sandbox.socket();
+    for (path, overwrite) in [(&notes, true), (&new_file, false)] {
+        let params = json!({"path": path, "overwrite": overwrite}).to_string();
+        let line = format!(r#"{{"id":1,"method":"backup","params":{params}}}"#);
+        let script = "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); \
+                      s.sendall(sys.argv[2].encode()+b'\\n'); print(s.makefile().readline())";
+        let out = as_user(FRIEND, "/usr/bin/python3", &["-c", script, socket.to_str().unwrap(), &line]);
+        let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        });
+        assert_eq!(reply["error"]["code"], -32007, "{reply}");
+        assert!(reply["error"]["message"].as_str().unwrap().contains(&format!("uid {FRIEND}")), "{reply}");
+        let body = json!({"method": "backup", "params": {"path": path, "overwrite": overwrite}}).to_string();
+        let url = format!("http://{}/api/1/control", daemon.http_addr());
+        let (status, _) =
+            curl_as(FRIEND, &["-X", "POST", "-H", "Content-Type: application/json", "-d", &body, &url]);
+        assert_eq!(status, 403);
+    }
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "the owner's notes");
+    assert!(!new_file.exists());
+    // The owner itself still may.
+    let own =
+        ipc_call(&socket, &json!({"id": 1, "method": "backup", "params": {"path": new_file}}).to_string());
+    assert!(own["result"].is_object(), "{own}");
+}
+
+#[test]
+fn a_data_directory_of_another_user_is_refused() {
+    if !privileged() {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    std::fs::create_dir(sandbox.data_dir()).unwrap();
+    std::os::unix::fs::chown(sandbox.data_dir(), Some(FRIEND), Some(FRIEND)).unwrap();
+    let out = sandbox.command().stdin(std::process::Stdio::null()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("belongs to uid {FRIEND}, not to robind's uid 0")), "{stderr}");
+}

@@ -56,6 +56,16 @@ fn data_commands_round_trip() {
     let backup = sandbox.dir.path().join("by-hand.db");
     assert!(robinctl(&sandbox, &["backup", backup.to_str().unwrap()]).status.success());
     assert!(backup.exists());
+    // Again onto the same file: refused without --overwrite, done with it (either order).
+    let again = robinctl(&sandbox, &["backup", backup.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1), "{}", String::from_utf8_lossy(&again.stderr));
+    for args in [
+        ["backup", backup.to_str().unwrap(), "--overwrite"],
+        ["backup", "--overwrite", backup.to_str().unwrap()],
+    ] {
+        let out = robinctl(&sandbox, &args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
 }
 
 #[test]

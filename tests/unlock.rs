@@ -67,6 +67,8 @@ fn a_wrong_password_is_refused_and_changes_nothing() {
     let after = files_in(&user_dir);
     assert_eq!(after, before, "nothing on disk changed");
 
+    // The same user waits a second after a wrong password, whatever the transport.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
     let body = r#"{"method":"unlock","params":{"username":"bob","password":"wrong"}}"#;
     let request = format!(
         "POST /api/1/control HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
@@ -209,4 +211,24 @@ fn wrong_passwords_back_off_and_never_reach_the_log() {
         !log.contains("Right-Horse-77") && !log.contains("Wrong-Battery-12"),
         "passwords in the log:\n{log}"
     );
+}
+
+#[test]
+fn the_backoff_follows_the_user_not_the_transport_or_address() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(sandbox.command());
+    call(&sandbox, "unlock", json!({"username": "hugo", "password": "Right-Horse-77"}));
+    call(&sandbox, "logout", json!({}));
+    let wrong = call(&sandbox, "unlock", json!({"username": "hugo", "password": "Wrong-Battery-12"}));
+    assert_eq!(wrong["error"]["code"], -32006, "{wrong}");
+    // The same user over TCP (another transport, another address) is the same guesser.
+    let body =
+        json!({"method": "unlock", "params": {"username": "hugo", "password": "Other-Guess-99"}}).to_string();
+    let request = format!(
+        "POST /api/1/control HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let reply = support::http_raw(daemon.http_addr(), request.as_bytes());
+    assert!(reply.contains("too many wrong passwords; try again in"), "{reply}");
 }

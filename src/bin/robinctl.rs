@@ -96,6 +96,7 @@ fn parse() -> Result<Options, Failure> {
             Long("wait") => opts.words.push("--wait".into()),
             Long("password-stdin") => opts.words.push("--password-stdin".into()),
             Long("prefix") => opts.words.push("--prefix".into()),
+            Long("overwrite") => opts.words.push("--overwrite".into()),
             Long("label") => {
                 opts.words.push("--label".into());
                 opts.words.push(parser.value().map_err(usage)?.string().map_err(usage)?);

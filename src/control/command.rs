@@ -199,6 +199,9 @@ fn parse_unlock(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
     if password.is_empty() {
         return Err(Invalid("the password may not be empty".into()));
     }
+    if password.contains('\0') {
+        return Err(Invalid("the password may not contain a NUL character".into()));
+    }
     Ok(Command::Unlock { username, password: crate::db::Password::new(password.to_string()) })
 }
 
@@ -236,6 +239,14 @@ mod tests {
             let err = backup(params).unwrap_err();
             assert!(err.to_string().contains(reason), "{err}");
         }
+    }
+
+    #[test]
+    fn a_password_with_a_nul_is_refused_before_it_reaches_sqlcipher() {
+        let err =
+            Command::parse("unlock", Some(&json!({"username": "a", "password": "a\u{0}b"}))).unwrap_err();
+        assert!(err.to_string().contains("NUL"), "{err}");
+        assert!(!err.to_string().contains("a\u{0}b"), "the password is not echoed: {err}");
     }
 
     #[test]

@@ -47,6 +47,13 @@ impl Caller {
     pub fn local(uid: u32) -> Caller {
         Caller { uid: Some(uid), addr: None }
     }
+
+    /// Whether the caller may do what only the daemon's own user could do by hand (write
+    /// files with its rights): its own uid, root, or a client the kernel cannot name, which
+    /// only gets in by the API token.
+    pub fn acts_as_owner(&self) -> bool {
+        self.uid.is_none_or(|uid| uid == 0 || uid == rustix::process::getuid().as_raw())
+    }
 }
 
 impl std::fmt::Display for Caller {
@@ -184,6 +191,10 @@ impl Controller {
                 Ok(json!({ "username": username, "database": db.describe() }))
             }
             Command::Logout => self.session.logout().await.map(|_| Value::Bool(true)),
+            Command::Backup { .. } if !caller.acts_as_owner() => Err(Error::NotAllowed(format!(
+                "a backup writes files with the rights of robind's user (uid {}); {caller} may not ask for one",
+                rustix::process::getuid().as_raw()
+            ))),
             data => self.execute_on_database(data).await,
         }
     }

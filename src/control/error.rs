@@ -38,6 +38,9 @@ pub enum Error {
     /// No API task has that number (or its result was read already).
     #[error("No task with id {0} found")]
     UnknownTask(TaskId),
+    /// The caller may use the daemon, but not for this (see `ipc_allow_uids`).
+    #[error("{0}")]
+    NotAllowed(String),
     /// A job could not be run on demand.
     #[error(transparent)]
     RunNow(#[from] crate::tasks::RunNowError),
@@ -58,6 +61,7 @@ impl Error {
             Error::RunNow(_) => -32003,
             Error::UnknownTask(_) => -32004,
             Error::Conflict(_) => -32005,
+            Error::NotAllowed(_) => -32007,
         }
     }
 
@@ -75,6 +79,7 @@ impl Error {
             Error::RunNow(crate::tasks::RunNowError::UnknownJob(..)) => 404,
             Error::RunNow(_) => 409,
             Error::UnknownTask(_) => 404,
+            Error::NotAllowed(_) => 403,
         }
     }
 

@@ -178,6 +178,9 @@ pub fn http_url(value: &str) -> Result<String, Invalid> {
     if value.chars().any(char::is_control) {
         return Err(refuse("it contains control characters"));
     }
+    if value.trim() != value {
+        return Err(refuse("it has spaces around it"));
+    }
     let url = url::Url::parse(value).map_err(|e| refuse(&e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(refuse("only http:// and https:// are supported"));
@@ -185,7 +188,14 @@ pub fn http_url(value: &str) -> Result<String, Invalid> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(refuse("it has no host"));
     }
-    Ok(value.trim_end_matches('/').into())
+    if url.fragment().is_some() {
+        return Err(refuse(
+            "a '#' fragment is never sent; percent-encode it as %23 if it is part of the path",
+        ));
+    }
+    // Stored as the parser understood it (`http:host` becomes `http://host`), so what a
+    // settings listing shows is what the outbound client will ask.
+    Ok(url.as_str().trim_end_matches('/').into())
 }
 
 /// An account label: at most [`MAX_LABEL_CHARS`] characters, no control characters.
@@ -243,6 +253,9 @@ mod tests {
         assert!(setting("rpc_url", "http://a b.example").is_err());
         assert!(setting("rpc_url", "http://node.example/\n").unwrap_err().0.contains("control characters"));
         assert!(setting("rpc_url", &format!("http://x/{}", "a".repeat(3000))).is_err());
+        assert!(setting("rpc_url", " http://node.example").unwrap_err().0.contains("spaces"));
+        assert!(setting("price_api_url", "http://p.example/api#v3").unwrap_err().0.contains("fragment"));
+        assert_eq!(setting("rpc_url", "http:127.0.0.1:1").unwrap(), "http://127.0.0.1:1", "stored as parsed");
         assert!(setting("prices_interval_secs", "5").is_err());
         assert!(setting("prices_interval_secs", "18446744073709551615").is_err(), "no overflow at use");
         assert!(setting("prices_interval_secs", "31536001").is_err(), "more than a year");

@@ -39,11 +39,33 @@ pub struct Session {
     /// An unlock or logout is in progress: another one is refused until it ends.
     switching: Cell<bool>,
     /// Wrong passwords in a row per caller, and when that caller may try again.
-    failures: RefCell<HashMap<Caller, (u32, Instant)>>,
+    failures: RefCell<HashMap<Guesser, (u32, Instant)>>,
+    /// The daemon's own files that no backup may replace, besides the data directory.
+    protected: RefCell<db::LiveArea>,
 }
 
 /// The longest a caller waits between unlock attempts after wrong passwords.
 pub const MAX_UNLOCK_BACKOFF: Duration = Duration::from_secs(300);
+/// Who a wrong password is counted against: the user when the kernel says who it is (a
+/// loopback client chooses its source address among 127.0.0.0/8, so an address would be a
+/// fresh guesser at each attempt), else the address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Guesser {
+    Uid(u32),
+    Addr(std::net::IpAddr),
+    Unidentified,
+}
+
+impl Guesser {
+    fn of(caller: &Caller) -> Guesser {
+        match (caller.uid, caller.addr) {
+            (Some(uid), _) => Guesser::Uid(uid),
+            (None, Some(addr)) => Guesser::Addr(addr),
+            (None, None) => Guesser::Unidentified,
+        }
+    }
+}
+
 /// Callers whose failures are remembered; the oldest are forgotten past this.
 const MAX_REMEMBERED_CALLERS: usize = 1024;
 
@@ -78,6 +100,7 @@ impl Session {
             data_dir: RefCell::default(),
             switching: Cell::new(false),
             failures: RefCell::default(),
+            protected: RefCell::new(process_files()),
         })
     }
 
@@ -115,7 +138,7 @@ impl Session {
     /// database, the data directory's lock file, and everything in the data directory except
     /// the `backups/` directory beside each database. Lists the users on the blocking pool.
     pub async fn live_area(&self) -> db::LiveArea {
-        let mut live = db::LiveArea::new();
+        let mut live = self.protected.borrow().clone();
         if let Some(default) = self.default.borrow().as_ref() {
             live = live.with_database(default);
         }
@@ -124,6 +147,13 @@ impl Session {
             Some(data_dir) => blocking::unblock(move || live_data_dir(live, &data_dir)).await,
             None => live,
         }
+    }
+
+    /// Adds files and directories of the daemon's that no backup may replace or go into (its
+    /// configuration file, its runtime directory).
+    pub fn protect(&self, extend: impl FnOnce(db::LiveArea) -> db::LiveArea) {
+        let current = self.protected.replace(db::LiveArea::new());
+        *self.protected.borrow_mut() = extend(current);
     }
 
     /// Records the scheduler (or none).
@@ -154,7 +184,7 @@ impl Session {
         match &opened {
             Err(Error::Database(db::Error::WrongPassword(_))) => self.record_failure(&username, caller),
             Ok(_) => {
-                self.failures.borrow_mut().remove(caller);
+                self.failures.borrow_mut().remove(&Guesser::of(caller));
             }
             Err(_) => {}
         }
@@ -180,7 +210,7 @@ impl Session {
 
     /// Refuses an unlock from a caller still waiting after wrong passwords.
     fn check_backoff(&self, caller: &Caller) -> Result<()> {
-        match self.failures.borrow().get(caller) {
+        match self.failures.borrow().get(&Guesser::of(caller)) {
             Some((_, until)) if *until > Instant::now() => {
                 let wait = until.duration_since(Instant::now()).as_secs() + 1;
                 Err(Error::Conflict(format!("too many wrong passwords; try again in {wait} s")))
@@ -193,15 +223,16 @@ impl Session {
     /// [`MAX_UNLOCK_BACKOFF`]) before the next attempt. The password itself is never logged.
     fn record_failure(&self, username: &str, caller: &Caller) {
         let mut failures = self.failures.borrow_mut();
-        if failures.len() >= MAX_REMEMBERED_CALLERS && !failures.contains_key(caller) {
-            let oldest = failures.iter().min_by_key(|(_, (_, until))| *until).map(|(c, _)| c.clone());
+        let guesser = Guesser::of(caller);
+        if failures.len() >= MAX_REMEMBERED_CALLERS && !failures.contains_key(&guesser) {
+            let oldest = failures.iter().min_by_key(|(_, (_, until))| *until).map(|(g, _)| *g);
             if let Some(oldest) = oldest {
                 failures.remove(&oldest);
             }
         }
-        let count = failures.get(caller).map_or(0, |(n, _)| *n).saturating_add(1);
+        let count = failures.get(&guesser).map_or(0, |(n, _)| *n).saturating_add(1);
         let wait = Duration::from_secs(1u64 << (count - 1).min(16)).min(MAX_UNLOCK_BACKOFF);
-        failures.insert(caller.clone(), (count, crate::runtime::deadline_after(wait)));
+        failures.insert(guesser, (count, crate::runtime::deadline_after(wait)));
         log::warn!(
             "unlock of user '{username}' by {caller}: wrong password ({count} in a row); next attempt allowed in {wait:?}"
         );
@@ -264,6 +295,16 @@ impl Session {
 
 /// Adds the data directory to `live`: its lock file, the directory itself and each user's
 /// directory, with the `backups/` beside each database let through. Blocking: lists the users.
+/// The process's own files: its executable and wherever its output goes (a backup onto
+/// `/proc/self/exe` through a symlink, or onto the log file that stderr writes to, would
+/// replace them). Paths under `/proc/self` are resolved when a backup is checked.
+fn process_files() -> db::LiveArea {
+    db::LiveArea::new()
+        .with_file("/proc/self/exe", "robind's executable")
+        .with_file("/proc/self/fd/1", "robind's standard output")
+        .with_file("/proc/self/fd/2", "robind's standard error")
+}
+
 fn live_data_dir(live: db::LiveArea, data_dir: &Path) -> db::LiveArea {
     let mut live = live
         .with_file(data_dir.join(crate::lockfile::LOCK_FILE_NAME), "lock file")

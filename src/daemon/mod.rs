@@ -141,6 +141,9 @@ pub fn run(config: Config, env: &Environment) -> Result<()> {
         .map_err(systemd_err("socket activation"))?;
     // Recorded first: the parent that exec'd us, before it has had much time to die.
     let parent = rustix::process::getppid();
+    // Whatever robind creates (databases, backups, logs of SQLite) is its user's alone, even
+    // when it was started with a umask of 022.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let mut lock = match lockfile::DataDirLock::acquire(&config.data_dir.value) {
         Ok(lock) => lock,
         Err(lockfile::Error::AlreadyRunning { dir, owner }) if config.attaches() => {
@@ -271,6 +274,16 @@ fn wire(
     let notifier = Notifier::new(config.notifier.clone());
     let tasks = task_manager(ex, &notifier);
     let session = Session::new(tasks.clone());
+    session.protect(|live| {
+        let mut live = live.with_dir(config.runtime_dir.value.clone());
+        if let Some(file) = &config.config_file {
+            live = live.with_file(file.value.clone(), "configuration file");
+        }
+        if let Some(file) = &config.api_token_file {
+            live = live.with_file(file.value.clone(), "API token file");
+        }
+        live
+    });
     let controller =
         Rc::new(Controller::new(config.features.clone(), notifier.clone(), tasks.clone(), session.clone()));
     let listen_err = |source| Error::Listen { addr: config.listen.value, source };
@@ -386,7 +399,21 @@ async fn serve(
     announce_ready(&service, &endpoints).await;
 
     let failure = loop {
-        match stoppers.next_event().await {
+        let event = match stoppers.next_event().await {
+            // Reading the file can block (a FIFO, a stalled mount): a stop must still get in.
+            Event::Reload => {
+                let reloaded = async {
+                    reload::reload(&mut config, env, &mut live).await;
+                    None
+                };
+                match reloaded.or(stoppers.next_stop()).await {
+                    Some(stop) => stop,
+                    None => continue,
+                }
+            }
+            event => event,
+        };
+        match event {
             Event::Stop(why) => {
                 log::info!("{why}; shutting down");
                 break None;
@@ -395,7 +422,7 @@ async fn serve(
                 log::error!("{why}; shutting down so that the service manager can restart robind");
                 break Some(why);
             }
-            Event::Reload => reload::reload(&mut config, env, &mut live).await,
+            Event::Reload => {}
             Event::Status => log_status(&session, &tasks, &notifier).await,
         }
     };
@@ -450,6 +477,17 @@ impl Stoppers<'_> {
         };
         let failure = async { Event::Failed(self.supervisor.failure().await) };
         next_signal(self.signals, self.parent).or(lifeline).or(failure).await
+    }
+
+    /// The next stop or failure, passing over reload and status requests (while a reload
+    /// is under way).
+    async fn next_stop(&mut self) -> Option<Event> {
+        loop {
+            match self.next_event().await {
+                event @ (Event::Stop(_) | Event::Failed(_)) => return Some(event),
+                _ => log::info!("a reload is still under way; this SIGHUP or SIGUSR1 is ignored"),
+            }
+        }
     }
 }
 

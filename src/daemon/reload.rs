@@ -28,6 +28,7 @@ pub(super) struct Live {
 
 /// Reads the configuration again (off the loop: it reads a file) and applies it.
 pub(super) async fn reload(current: &mut Config, env: &Environment, live: &mut Live) {
+    log::info!("SIGHUP: reading the configuration again");
     let (args, env) = (current.args.clone(), env.clone());
     let resolved = blocking::unblock(move || Config::resolve(&args, &env)).await;
     let new = match resolved {

@@ -289,6 +289,7 @@ impl Database {
 }
 
 fn open_blocking(path: PathBuf, password: Option<Password>, options: Options) -> Result<Inner> {
+    keep_private(&path);
     let mut writer = connection::open(&path, password.as_ref(), &options, connection::Role::Writer)?;
     let schema_version = schema::migrate(&mut writer, &path, options.migrations, &*options.on_migration)?;
     let idle_readers = async_channel::unbounded();
@@ -306,6 +307,36 @@ fn open_blocking(path: PathBuf, password: Option<Password>, options: Options) ->
         idle_readers,
         options,
     })
+}
+
+/// Makes the database's files readable by their owner only. SQLite creates a database with
+/// mode 0644 (less the umask) and gives its `-wal` and `-shm` the database's mode, so creating
+/// the file first, 0600, keeps all three private whatever the umask; files an older robind left
+/// readable by others are tightened, and said so. Best effort: SQLite reports what matters.
+fn keep_private(path: &Path) {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+    if created.is_ok() {
+        return;
+    }
+    let files = std::iter::once(path.to_path_buf())
+        .chain(backup::COMPANIONS.iter().map(|suffix| backup::with_suffix(path, suffix)));
+    for file in files {
+        let Ok(meta) = std::fs::metadata(&file) else { continue };
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_file() && mode & 0o077 != 0 {
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700)) {
+                Ok(()) => log::warn!(
+                    "{} was readable by other users (mode {mode:04o}); it is now {:04o}",
+                    file.display(),
+                    mode & 0o700
+                ),
+                Err(err) => {
+                    log::warn!("{} is readable by other users and cannot be changed: {err}", file.display())
+                }
+            }
+        }
+    }
 }
 
 fn options_encrypted(conn: &Connection) -> bool {

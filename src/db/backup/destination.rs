@@ -11,8 +11,11 @@ use rustix::io::Errno;
 
 use crate::db::{Database, Error, Result};
 
+/// Where the kernel defines what a file is.
+const KERNEL_DIRS: [&str; 3] = ["/proc", "/dev", "/sys"];
+
 /// Files SQLite creates beside a database at times (and beside a backup being written).
-pub(super) const COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
+pub(in crate::db) const COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
 
 /// Where a backup goes, and what it must leave alone.
 ///
@@ -175,6 +178,11 @@ impl Destination {
         };
         let no_dir = |source| Error::BackupDirectory { path: requested.clone(), source };
         let parent = std::fs::canonicalize(parent).map_err(no_dir)?;
+        // What a name there means depends on the process or the kernel (`/dev/stdout`,
+        // `/proc/self/exe`): never a place for a backup.
+        if KERNEL_DIRS.iter().any(|dir| parent.starts_with(dir)) {
+            return Err(invalid("files under /proc, /dev and /sys belong to the kernel or a process"));
+        }
         if !std::fs::metadata(&parent).map_err(no_dir)?.is_dir() {
             return Err(no_dir(std::io::ErrorKind::NotADirectory.into()));
         }
@@ -268,7 +276,7 @@ impl From<&Metadata> for FileId {
 }
 
 /// `path` with `suffix` appended to its file name (`robin.db` → `robin.db-wal`).
-pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+pub(in crate::db) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_os_string();
     name.push(suffix);
     PathBuf::from(name)

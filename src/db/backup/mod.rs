@@ -31,4 +31,5 @@ mod partial;
 
 pub use copy::{BACKUP_PREFIX, BACKUPS_DIR_NAME};
 pub use destination::{BackupTarget, LiveArea};
+pub(in crate::db) use destination::{COMPANIONS, with_suffix};
 pub use partial::remove_backup_leftovers;
