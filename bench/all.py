@@ -35,6 +35,7 @@ def main():
           f"{platform.python_implementation()} {platform.python_version()} for the Python peers.")
     run("Footprint (robind, 20 starts)", [sys.executable, os.path.join(ROOT, "bench/footprint.py"), "--runs", "20"])
     run("WebSocket fan-out: robin vs asyncio + websockets", [VENV_PYTHON, os.path.join(ROOT, "bench/ws_fanout_report.py")])
+    run("Migration bridge: Python through robind vs Python serving websockets", [VENV_PYTHON, os.path.join(ROOT, "bench/bridge_report.py")])
     run("Tasks: robin vs asyncio", [VENV_PYTHON, os.path.join(ROOT, "bench/tasks_report.py")])
     run("Database: robin vs raw rusqlite and aiosqlite", [VENV_PYTHON, os.path.join(ROOT, "bench/db_report.py")])
     run("HTTP client: robin vs httpx", [VENV_PYTHON, os.path.join(ROOT, "bench/http_report.py")])

@@ -22,7 +22,8 @@ if ((${#missing[@]})); then
     fi
 fi
 
-# Python peers: the websockets client (tests/python_client.rs) and the benchmark peers.
+# Python peers: the websockets client (tests/python_client.rs), pytest for the bridge client
+# (tests/python/test_bridge.py) and the benchmark peers.
 venv=tests/.venv
 if [[ ! -x $venv/bin/python ]] || ! cmp -s tests/python/requirements.txt "$venv/requirements.txt"; then
     echo "tests/run.sh: preparing $venv"
@@ -38,3 +39,6 @@ if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
 fi
 
 cargo test --locked "$@"
+
+# The Python bridge client against the robind that cargo test just built.
+ROBIND="${CARGO_TARGET_DIR:-target}/debug/robind" timeout 600 "$venv/bin/python" -m pytest -q tests/python

@@ -12,7 +12,7 @@ use crate::db::Account;
 use crate::tasks::TaskId;
 
 /// Something a client asks the daemon to do.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Command {
     /// Liveness check; answers `true`.
@@ -21,6 +21,40 @@ pub enum Command {
     Status,
     /// The ready line: how to reach this daemon (what `--attach-existing` prints).
     Ready,
+    /// Broadcasts a message a client built, checked against the typed catalogue.
+    Broadcast(crate::notifier::Message),
+    /// A user-facing error or warning from a client, through the messages aggregator.
+    MessagesAdd {
+        /// Error or warning.
+        verbosity: crate::notifier::Verbosity,
+        /// The text the user sees.
+        value: String,
+    },
+    /// Begins a task the client runs; it belongs to the client's connection.
+    TasksBegin {
+        /// What the task is, as `tasks.list` shows it.
+        name: String,
+        /// Units of work, for progress reports.
+        total: Option<u64>,
+        /// Whether a failure is a user-facing error (rotki's `exception_is_error`).
+        exception_is_error: bool,
+    },
+    /// Progress of an external task.
+    TasksProgress {
+        /// The task.
+        id: TaskId,
+        /// Units done in all.
+        processed: u64,
+        /// Units to do, when it changed.
+        total: Option<u64>,
+    },
+    /// Ends an external task with a result or an error.
+    TasksEnd {
+        /// The task.
+        id: TaskId,
+        /// The result, or the error's text.
+        outcome: std::result::Result<Value, String>,
+    },
     /// Takes the kept user-facing errors and warnings (`GET /api/1/messages`).
     Messages,
     /// Turns the periodic scheduler on or off: `{"enabled": bool}`.
@@ -130,6 +164,14 @@ pub const COMMANDS: &[(&str, Parser)] = &[
     ("logout", |p| p.none(Command::Logout)),
     ("snapshot", |p| p.none(Command::Snapshot)),
     ("ready", |p| p.none(Command::Ready)),
+    ("broadcast", parse_broadcast),
+    ("messages.add", parse_messages_add),
+    ("tasks.begin", parse_tasks_begin),
+    ("tasks.progress", |p| {
+        let (processed, total) = (p.required_u64("processed")?, p.optional_u64("total")?);
+        Ok(Command::TasksProgress { id: TaskId(p.required_u64("id")?), processed, total })
+    }),
+    ("tasks.end", parse_tasks_end),
 ];
 
 /// The method names, in table order.
@@ -177,6 +219,57 @@ fn parse_settings_get(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
         params::setting_default(name)?;
     }
     Ok(Command::SettingsGet(name.map(str::to_string)))
+}
+
+/// Longest text `messages.add` takes.
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024;
+/// Longest external task name, in characters.
+pub const MAX_TASK_NAME_CHARS: usize = 128;
+
+fn parse_broadcast(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
+    let kind = p.required_str("type")?;
+    let data = p.value("data").cloned().unwrap_or(Value::Null);
+    crate::notifier::Message::from_parts(kind, data)
+        .map(Command::Broadcast)
+        .map_err(|e| Invalid(e.to_string()))
+}
+
+fn parse_messages_add(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
+    use crate::notifier::Verbosity;
+    let verbosity = match p.required_str("verbosity")? {
+        "error" => Verbosity::Error,
+        "warning" => Verbosity::Warning,
+        other => return Err(Invalid(format!("\"verbosity\" is \"error\" or \"warning\", not \"{other}\""))),
+    };
+    let value = p.required_str("value")?;
+    if value.len() > MAX_MESSAGE_BYTES {
+        return Err(Invalid(format!("\"value\" is longer than {MAX_MESSAGE_BYTES} bytes")));
+    }
+    Ok(Command::MessagesAdd { verbosity, value: value.to_string() })
+}
+
+fn parse_tasks_begin(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
+    let name = p.required_str("name")?;
+    if name.is_empty() || name.chars().count() > MAX_TASK_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(Invalid(format!(
+            "\"name\" is 1 to {MAX_TASK_NAME_CHARS} characters without control characters"
+        )));
+    }
+    Ok(Command::TasksBegin {
+        name: name.to_string(),
+        total: p.optional_u64("total")?,
+        exception_is_error: p.optional_bool("exception_is_error")?.unwrap_or(true),
+    })
+}
+
+fn parse_tasks_end(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
+    let id = TaskId(p.required_u64("id")?);
+    let outcome = match (p.value("result"), p.optional_str("error")?) {
+        (Some(_), Some(_)) => return Err(Invalid("give \"result\" or \"error\", not both".into())),
+        (None, Some(error)) => Err(error.to_string()),
+        (result, None) => Ok(result.cloned().unwrap_or(Value::Null)),
+    };
+    Ok(Command::TasksEnd { id, outcome })
 }
 
 fn parse_backup(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
@@ -253,7 +346,12 @@ mod tests {
     fn unknown_methods_list_the_table() {
         let err = Command::parse("pnig", None).unwrap_err();
         assert!(err.to_string().starts_with("unknown method 'pnig' (known: ping, status, flags"), "{err}");
-        assert!(err.to_string().ends_with("logout, snapshot, ready)"), "{err}");
+        assert!(
+            err.to_string().ends_with(
+                "snapshot, ready, broadcast, messages.add, tasks.begin, tasks.progress, tasks.end)"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::command::{CancelTarget, Command};
 use super::error::{Error, Result};
+use super::link::{Link, ProgressSink};
 use super::params;
 use super::ready::ReadyLine;
 use super::session::Session;
@@ -40,12 +41,15 @@ pub struct Caller {
     pub uid: Option<u32>,
     /// The client's address, for TCP clients.
     pub addr: Option<std::net::IpAddr>,
+    /// The connection, when it can own external tasks and take notifications (the control
+    /// socket).
+    pub link: Option<Link>,
 }
 
 impl Caller {
     /// A client on the control socket.
     pub fn local(uid: u32) -> Caller {
-        Caller { uid: Some(uid), addr: None }
+        Caller { uid: Some(uid), addr: None, link: None }
     }
 
     /// Whether the caller may do what only the daemon's own user could do by hand (write
@@ -191,6 +195,32 @@ impl Controller {
                 Ok(json!({ "username": username, "database": db.describe() }))
             }
             Command::Logout => self.session.logout().await.map(|_| Value::Bool(true)),
+            Command::Broadcast(message) => {
+                let published = self.notifier.publish(&message);
+                Ok(json!({ "seq": published.seq, "delivered": published.delivered }))
+            }
+            Command::MessagesAdd { verbosity, value } => {
+                let message =
+                    crate::notifier::Message::Legacy(crate::notifier::LegacyData { verbosity, value });
+                let published = self.notifier.publish(&message);
+                Ok(json!({ "seq": published.seq, "delivered": published.delivered }))
+            }
+            Command::TasksBegin { name, total, exception_is_error } => {
+                let link = caller.link.as_ref().ok_or(NEEDS_A_LINK)?;
+                let id =
+                    link.begin(&self.tasks, name, total, exception_is_error, &self.external_progress())?;
+                Ok(json!({ "task_id": id }))
+            }
+            Command::TasksProgress { id, processed, total } => {
+                let link = caller.link.as_ref().ok_or(NEEDS_A_LINK)?;
+                link.progress(id, processed, total, &self.external_progress())?;
+                Ok(Value::Bool(true))
+            }
+            Command::TasksEnd { id, outcome } => {
+                let link = caller.link.as_ref().ok_or(NEEDS_A_LINK)?;
+                link.end(id, outcome)?;
+                Ok(Value::Bool(true))
+            }
             Command::Backup { .. } if !caller.acts_as_owner() => Err(Error::NotAllowed(format!(
                 "a backup writes files with the rights of robind's user (uid {}); {caller} may not ask for one",
                 rustix::process::getuid().as_raw()
@@ -281,6 +311,20 @@ impl Controller {
         Ok(json!({ "status": "completed", "outcome": outcome, "status_code": status_code }))
     }
 
+    /// External tasks' progress as `progress_updates` (`task_status`, robin's extension).
+    fn external_progress(&self) -> ProgressSink {
+        let notifier = self.notifier.clone();
+        ProgressSink::new(move |id, name, total, processed| {
+            let progress = crate::notifier::Progress::TaskStatus {
+                task_id: id.0,
+                name: name.to_string(),
+                total,
+                processed,
+            };
+            notifier.broadcast(&crate::notifier::Message::ProgressUpdates(progress));
+        })
+    }
+
     fn flags(&self) -> Value {
         Value::Object(
             self.features.iter().map(|(f, s)| (f.name().to_string(), Value::Bool(s.value))).collect(),
@@ -304,6 +348,11 @@ impl Controller {
         })
     }
 }
+
+/// The error for external-task commands on a transport without connections of its own.
+const NEEDS_A_LINK: Error = Error::Disabled(
+    "tasks.begin, tasks.progress and tasks.end need the control socket: a task belongs to the connection that began it",
+);
 
 /// The error for commands that need the scheduler when the feature is off.
 const SCHEDULER_OFF: Error = Error::Disabled("the scheduler is off (feature flag scheduler)");

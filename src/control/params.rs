@@ -38,6 +38,11 @@ impl<'a> Params<'a> {
         self.0.and_then(|p| p.get(name)).filter(|v| !v.is_null())
     }
 
+    /// A parameter of any JSON type, if present and not null.
+    pub fn value(&self, name: &str) -> Option<&'a Value> {
+        self.get(name)
+    }
+
     /// `command`, if the request carried no params (absent, `null` or `{}`).
     pub fn none(&self, command: Command) -> Result<Command, Invalid> {
         match self.0 {

@@ -47,11 +47,11 @@ use std::time::Duration;
 use async_executor::LocalExecutor;
 use async_io::{Async, Timer};
 use futures_lite::io::BufReader;
-use futures_lite::{AsyncBufReadExt, AsyncWriteExt};
+use futures_lite::{AsyncBufReadExt, AsyncWriteExt, FutureExt};
 use serde_json::Value;
 
 use crate::control::wire::{self, CODE_INVALID_REQUEST, Request, SUBSCRIBE, to_line};
-use crate::control::{Caller, Controller};
+use crate::control::{Caller, Controller, Link};
 use crate::peers::{self, Policy, Slots};
 
 /// Longest request line accepted.
@@ -291,16 +291,37 @@ async fn serve_client(stream: Async<UnixStream>, controller: Rc<Controller>, adm
             return;
         }
     };
-    let (caller, idle_timeout) = (Caller::local(uid), admission.idle_timeout);
+    // The link lets this connection own external tasks; dropping it (when the client goes)
+    // fails those it did not end.
+    let (link, notifications) = Link::new();
+    let caller = Caller { link: Some(link), ..Caller::local(uid) };
+    let idle_timeout = admission.idle_timeout;
     let mut reader = BufReader::new(&stream);
     let mut line = Vec::new();
     loop {
         line.clear();
-        let Some(read) =
-            crate::runtime::timeout(idle_timeout, read_line(&mut reader, &mut line, MAX_LINE_BYTES)).await
-        else {
-            log::debug!("ipc: closing a client idle for {idle_timeout:?}");
-            return;
+        // Between requests, notifications (a cancelled task) go out as they come. `read_line`
+        // keeps what it consumed in `line`, so giving way to a notification loses nothing.
+        let read = loop {
+            let next = async { Next::Line(read_line(&mut reader, &mut line, MAX_LINE_BYTES).await) };
+            let notice = async {
+                match notifications.recv().await {
+                    Ok(notification) => Next::Notice(to_line(&notification)),
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            let Some(event) = crate::runtime::timeout(idle_timeout, next.or(notice)).await else {
+                log::debug!("ipc: closing a client idle for {idle_timeout:?}");
+                return;
+            };
+            match event {
+                Next::Notice(notification) => {
+                    if writer.write_all(&notification).await.is_err() {
+                        return;
+                    }
+                }
+                Next::Line(read) => break read,
+            }
         };
         let reply = match read {
             Ok(LineRead::Line) => match handle_line(&line, &controller, &caller).await {
@@ -325,6 +346,14 @@ async fn serve_client(stream: Async<UnixStream>, controller: Rc<Controller>, adm
             return;
         }
     }
+}
+
+/// What a connection waits for between requests.
+enum Next {
+    /// The next request line (or the end).
+    Line(io::Result<LineRead>),
+    /// A notification to write, as a line.
+    Notice(Vec<u8>),
 }
 
 /// What one request line asks of the connection.

@@ -32,6 +32,17 @@ macro_rules! catalogue {
                     $( Message::$variant(_) => $wire, )*
                 }
             }
+
+            /// Builds a message from its wire name and payload (a client's `broadcast`), or
+            /// says which field of the payload does not fit the type.
+            pub fn from_parts(name: &str, data: serde_json::Value) -> Result<Message, PayloadError> {
+                match name {
+                    $( $wire => serde_path_to_error::deserialize::<_, $payload>(&data)
+                        .map(Message::$variant)
+                        .map_err(|err| PayloadError::from_path(err, &data)), )*
+                    other => Err(PayloadError::UnknownType(other.to_string())),
+                }
+            }
         }
     };
 }
@@ -113,6 +124,69 @@ impl Message {
     }
 }
 
+/// Why a payload is not a message of its type.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    /// No message has this type.
+    #[error("unknown message type '{0}' (known: {known})", known = Message::NAMES.join(", "))]
+    UnknownType(String),
+    /// A field is missing, unknown or of the wrong type.
+    #[error("{field}: {reason}")]
+    Field {
+        /// Where, from the message: `data`, `data.total`, `data.current_upgrade.to_version`.
+        field: String,
+        /// What is wrong there.
+        reason: String,
+    },
+}
+
+impl PayloadError {
+    fn from_path(
+        err: serde_path_to_error::Error<serde_json::Error>,
+        data: &serde_json::Value,
+    ) -> PayloadError {
+        let path = err.path().to_string();
+        let reason = err.into_inner().to_string();
+        let field = match path.as_str() {
+            // serde buffers an internally tagged payload (`{"subtype": .., ...}`) before it
+            // picks the variant, which loses the path: find the field by the value it names.
+            "." => culprit(data, &reason).map_or_else(|| "data".to_string(), |key| format!("data.{key}")),
+            _ => format!("data.{path}"),
+        };
+        PayloadError::Field { field, reason }
+    }
+}
+
+/// The one top-level field whose value a "invalid type: string \"3\", ..." reason quotes.
+fn culprit<'a>(data: &'a serde_json::Value, reason: &str) -> Option<&'a str> {
+    use serde::de::Unexpected;
+    let quoted = reason.strip_prefix("invalid type: ").or_else(|| reason.strip_prefix("invalid value: "))?;
+    let described = |value: &serde_json::Value| {
+        let unexpected = match value {
+            serde_json::Value::String(s) => Unexpected::Str(s),
+            serde_json::Value::Bool(b) => Unexpected::Bool(*b),
+            serde_json::Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                (Some(u), _, _) => Unexpected::Unsigned(u),
+                (None, Some(i), _) => Unexpected::Signed(i),
+                (None, None, Some(f)) => Unexpected::Float(f),
+                _ => return None,
+            },
+            serde_json::Value::Null => return Some("null".to_string()),
+            serde_json::Value::Array(_) => Unexpected::Seq,
+            serde_json::Value::Object(_) => Unexpected::Map,
+        };
+        Some(unexpected.to_string())
+    };
+    let mut matching = data
+        .as_object()?
+        .iter()
+        .filter(|(_, value)| described(value).is_some_and(|text| quoted.starts_with(&format!("{text},"))));
+    match (matching.next(), matching.next()) {
+        (Some((key, _)), None) => Some(key),
+        _ => None,
+    }
+}
+
 /// Serializes one message to its JSON text, `type` first as rotki's frontend expects, and
 /// `seq` last when given.
 pub fn encode(message: &Message, seq: Option<u64>) -> serde_json::Result<String> {
@@ -130,6 +204,32 @@ pub fn encode(message: &Message, seq: Option<u64>) -> serde_json::Result<String>
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_payload_that_does_not_fit_names_its_field() {
+        let ok = Message::from_parts("legacy", json!({"verbosity": "warning", "value": "w"})).unwrap();
+        assert_eq!(ok, Message::warning("w"));
+        let wrong_type = Message::from_parts(
+            "progress_updates",
+            json!({"subtype": "multiple_prices_query_status", "total": "3", "processed": 1}),
+        );
+        let err = wrong_type.unwrap_err().to_string();
+        assert!(err.starts_with("data.total: invalid type: string \"3\", expected u64"), "{err}");
+        let nested = Message::from_parts(
+            "db_upgrade_status",
+            json!({"start_version": 1, "target_version": 2, "current_upgrade": {"to_version": -1, "total_steps": 1, "current_step": 1}}),
+        );
+        assert!(nested.unwrap_err().to_string().starts_with("data.current_upgrade.to_version:"));
+        let missing = Message::from_parts("legacy", json!({"value": "v"})).unwrap_err().to_string();
+        assert!(missing.starts_with("data: missing field `verbosity`"), "{missing}");
+        let unknown = Message::from_parts("legacy", json!({"verbosity": "error", "value": "v", "extra": 1}));
+        assert!(unknown.unwrap_err().to_string().contains("unknown field `extra`"));
+        let no_such = Message::from_parts("evm_transaction_status", json!({})).unwrap_err().to_string();
+        assert!(
+            no_such.starts_with("unknown message type 'evm_transaction_status' (known: legacy,"),
+            "{no_such}"
+        );
+    }
 
     #[test]
     fn legacy_message_is_exactly_rotkis_shape() {

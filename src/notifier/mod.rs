@@ -47,7 +47,7 @@ use serde_json::{Value, json};
 pub use aggregator::Messages;
 pub use handle::{NotifierHandle, broadcast_ws_message, channel, install_global};
 pub use hub::Hub;
-pub use message::{Message, encode};
+pub use message::{Message, PayloadError, encode};
 pub use payloads::{Blockchain, LegacyData, Progress, Verbosity};
 pub use session::{CLOSE_GRACE, CLOSE_TOO_SLOW};
 
@@ -159,6 +159,17 @@ impl std::fmt::Debug for Notifier {
     }
 }
 
+/// What became of one broadcast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// Its sequence number (none if it could not be serialized, which a typed message cannot
+    /// fail).
+    pub seq: Option<u64>,
+    /// How many clients it was queued for (0: it is kept for `GET /api/1/messages` when it is
+    /// a kind that is kept).
+    pub delivered: usize,
+}
+
 impl Notifier {
     /// A notifier with no clients.
     pub fn new(limits: Limits) -> Rc<Notifier> {
@@ -174,11 +185,16 @@ impl Notifier {
     /// Broadcasts `{"type": .., "data": .., "seq": n}`; returns how many clients it was queued
     /// for. A message no client receives is kept for `GET /api/1/messages`.
     pub fn broadcast(&self, message: &Message) -> usize {
+        self.publish(message).delivered
+    }
+
+    /// [`broadcast`](Self::broadcast), telling the message's sequence number too.
+    pub fn publish(&self, message: &Message) -> Published {
         let (seq, delivered) = self.hub.broadcast(message);
         if delivered == 0 {
             self.aggregator.keep(message, seq);
         }
-        delivered
+        Published { seq, delivered }
     }
 
     /// Logs an error and broadcasts it as a `legacy` message (kept if no client receives it).

@@ -420,6 +420,9 @@ pub enum Progress {
     /// robin extension: balance queries of the tracked accounts (`query_balances`). rotki has
     /// no subtype for it; its UI drops these.
     BalancesQueryStatus { total: u64, processed: u64 },
+    /// robin extension: progress of a task a client runs and reports through the control
+    /// socket (`tasks.progress`). rotki has no such subtype; its UI drops these.
+    TaskStatus { task_id: u64, name: String, total: u64, processed: u64 },
 }
 
 /// `gnosispay_sessionkey_expired` and `monerium_sessionkey_expired`.

@@ -281,7 +281,7 @@ async fn serve_connection(mut stream: Async<TcpStream>, peer: SocketAddr, shared
 /// are counted under, the answer when it may not connect at all, and whether it is the owner
 /// (for whom slots are kept).
 fn identify(stream: &Async<TcpStream>, peer: SocketAddr, peers: &Peers) -> Identity {
-    let anonymous = Caller { uid: None, addr: Some(peer.ip()) };
+    let anonymous = Caller { uid: None, addr: Some(peer.ip()), link: None };
     let by_addr = PeerKey::Addr(peer.ip());
     let Peers::ByUid { policy, lookup } = peers else {
         return (anonymous, by_addr, None, false);
@@ -292,7 +292,7 @@ fn identify(stream: &Async<TcpStream>, peer: SocketAddr, peers: &Peers) -> Ident
                 log::warn!("http: refused a connection from {peer}: {reason}");
                 Response::error(403, &reason)
             });
-            let caller = Caller { uid: Some(uid), addr: Some(peer.ip()) };
+            let caller = Caller { uid: Some(uid), addr: Some(peer.ip()), link: None };
             (caller, PeerKey::Uid(uid), refusal, policy.is_owner(uid))
         }
         // Another machine (the listener is not on loopback; the token decides).

@@ -49,12 +49,23 @@ impl Progress {
 
     /// Records `n` more units done; reports if the interval passed or the work is complete.
     pub fn advance(&self, n: u64) {
-        let processed = (self.processed.get() + n).min(self.total);
+        self.set_processed(self.processed.get().saturating_add(n));
+    }
+
+    /// Records that `processed` units are done in all (a client counting for itself); reports
+    /// like [`advance`](Self::advance).
+    pub fn set_processed(&self, processed: u64) {
+        let processed = processed.min(self.total);
         self.processed.set(processed);
         let due = self.last_sent.get().is_none_or(|at| at.elapsed() >= PROGRESS_INTERVAL);
         if due || processed == self.total {
             self.send();
         }
+    }
+
+    /// Units to do.
+    pub fn total(&self) -> u64 {
+        self.total
     }
 
     /// Units done so far.

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""The migration bridge: broadcasts from one Python process through robind to 100 WebSocket
+clients, next to the same Python process serving the WebSocket itself with `websockets`.
+
+Usage: bench/bridge_report.py
+Needs: cargo build --release --bins --examples, and tests/.venv (tests/run.sh makes it).
+Both sides send the fan-out benchmark's messages (2000 legacy warnings of 100 bytes, then
+"bench_done") as fast as they can to the same load generator (examples/ws_load, 100 clients),
+which measures deliveries and latency. Everything runs on 127.0.0.1.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from ws_fanout_report import LOAD, PYTHON, RELEASE, ROOT, free_port, run_case, status_kib  # noqa: E402
+
+CLIENTS, MESSAGES, SIZE = 100, 2000, 100
+SENDER = os.path.join(ROOT, "bench", "bridge_sender.py")
+
+
+def run_bridge(pipelined):
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        env = dict(os.environ, HOME=tmp, ROBIN_LOG="warn")
+        daemon = subprocess.Popen([os.path.join(RELEASE, "robind"), "--listen", f"127.0.0.1:{port}",
+                                   "--data-dir", f"{tmp}/d", "--runtime-dir", f"{tmp}/r"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+        try:
+            ready = json.loads(daemon.stdout.readline())
+            load = subprocess.Popen([LOAD, "--port", str(port), "--clients", str(CLIENTS), "--timeout", "300"],
+                                    stdout=subprocess.PIPE, text=True)
+            command = [PYTHON, SENDER, "--socket", ready["ipc"], "--clients", str(CLIENTS),
+                       "--messages", str(MESSAGES), "--size", str(SIZE)] + (["--pipelined"] if pipelined else [])
+            sender = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+            sent = json.loads(sender.stdout.read())
+            sender.wait(timeout=60)
+            sender_peak = sent["peak_rss_kib"]
+            result = json.loads(load.communicate(timeout=330)[0])
+            result.update(server="robind + bridge" + (" (pipelined)" if pipelined else ""), sender=sent,
+                          python_peak_rss_kib=sender_peak, robind_peak_rss_kib=status_kib(daemon.pid, "VmHWM"),
+                          lost=CLIENTS * MESSAGES - result["deliveries"])
+            return result
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=10)
+
+
+def main():
+    rows = [run_bridge(False), run_bridge(True)]
+    peer = run_case("python", CLIENTS, MESSAGES, SIZE)
+    peer.update(server="python + websockets", python_peak_rss_kib=peer["peak_rss_kib"], robind_peak_rss_kib=None)
+    rows.append(peer)
+    print("| sender | clients | messages | size | messages/s to all clients | deliveries/s | p50 ms | p99 ms | lost | cut off | Python process peak RSS MiB | robind peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        robind = f"{r['robind_peak_rss_kib'] / 1024:.1f}" if r["robind_peak_rss_kib"] else "-"
+        print(f"| {r['server']} | {CLIENTS} | {MESSAGES} | {SIZE} | {r['deliveries_per_sec'] / CLIENTS:,.0f} "
+              f"| {r['deliveries_per_sec']:,.0f} | {r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} | {r['lost']} "
+              f"| {r['cut_off']} | {r['python_peak_rss_kib'] / 1024:.1f} | {robind} |")
+    for r in rows[:2]:
+        s = r["sender"]
+        print(f"{r['server']}: the Python sender made {s['per_sec']:,.0f} broadcast calls/s "
+              f"({s['sent']} accepted, {s['refused_or_dropped']} refused or dropped)")
+    print(json.dumps({"runs": rows}), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+//! The cross-process bridge's control API against the real daemon: `broadcast` and
+//! `messages.add` from another process, and external tasks that live and die with the control
+//! socket connection that began them. The Python client is tested on top of this in
+//! tests/python/test_bridge.py.
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use serde_json::{Value, json};
+use support::{Daemon, PATIENCE, Sandbox, eventually, http_get, ipc_call};
+
+/// One control-socket connection that stays open, as a bridge client holds it.
+struct Connection {
+    reader: BufReader<UnixStream>,
+    next_id: u64,
+}
+
+impl Connection {
+    fn open(socket: &Path) -> Connection {
+        let stream = UnixStream::connect(socket).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        Connection { reader: BufReader::new(stream), next_id: 1 }
+    }
+
+    fn line(&mut self) -> Value {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line:?}"))
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let request = json!({"id": id, "method": method, "params": params}).to_string() + "\n";
+        self.reader.get_mut().write_all(request.as_bytes()).unwrap();
+        let reply = self.line();
+        assert_eq!(reply["id"], id, "{reply}");
+        reply
+    }
+}
+
+fn call(sandbox: &Sandbox, method: &str, params: Value) -> Value {
+    ipc_call(&sandbox.socket(), &json!({"id": 1, "method": method, "params": params}).to_string())
+}
+
+/// `GET /api/1/tasks/<id>`'s result, once the task finished.
+fn finished_outcome(daemon: &Daemon, id: u64) -> Value {
+    let mut outcome = Value::Null;
+    eventually("the task's outcome", || {
+        let (_, body) = http_get(daemon.http_addr(), &format!("/api/1/tasks/{id}"));
+        outcome = body["result"].clone();
+        outcome["status"] == "completed"
+    });
+    outcome
+}
+
+#[test]
+fn broadcast_checks_each_payload_against_its_type_and_returns_its_seq() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(sandbox.command());
+    let sent = call(
+        &sandbox,
+        "broadcast",
+        json!({"type": "refresh_balances", "data": {"type": "blockchain_balances", "blockchain": "eth"}}),
+    );
+    let seq = sent["result"]["seq"].as_u64().unwrap_or_else(|| panic!("{sent}"));
+    let again = call(
+        &sandbox,
+        "broadcast",
+        json!({"type": "legacy", "data": {"verbosity": "error", "value": "from python"}}),
+    );
+    assert_eq!(again["result"]["seq"], seq + 1);
+
+    for (params, named) in [
+        (
+            json!({"type": "progress_updates", "data": {"subtype": "multiple_prices_query_status", "total": "3", "processed": 1}}),
+            "data.total",
+        ),
+        (
+            json!({"type": "db_upgrade_status", "data": {"start_version": 1, "target_version": 2, "current_upgrade": {"to_version": "x", "total_steps": 1, "current_step": 1}}}),
+            "data.current_upgrade.to_version",
+        ),
+        (json!({"type": "legacy", "data": {"value": "no verbosity"}}), "missing field `verbosity`"),
+        (
+            json!({"type": "legacy", "data": {"verbosity": "error", "value": "v", "colour": "red"}}),
+            "unknown field `colour`",
+        ),
+        (
+            json!({"type": "evm_transaction_status", "data": {}}),
+            "unknown message type 'evm_transaction_status'",
+        ),
+        (json!({"data": {}}), "expected a string \"type\""),
+    ] {
+        let refused = call(&sandbox, "broadcast", params.clone());
+        assert_eq!(refused["error"]["code"], -32602, "{params}: {refused}");
+        let message = refused["error"]["message"].as_str().unwrap();
+        assert!(message.contains(named), "{params}: {message}");
+    }
+    // Nothing refused was sent: the next message follows the last accepted one.
+    let next = call(&sandbox, "messages.add", json!({"verbosity": "warning", "value": "careful"}));
+    assert_eq!(next["result"]["seq"], seq + 2, "{next}");
+    // With no UI connected, errors and warnings wait for GET /api/1/messages, as robin's own.
+    let (_, kept) = http_get(daemon.http_addr(), "/api/1/messages");
+    // (Other kept types, such as this refresh_balances, come first as JSON text.)
+    let errors = kept["result"]["errors"].as_array().unwrap();
+    assert_eq!(errors.last(), Some(&json!("from python")), "{kept}");
+    assert_eq!(kept["result"]["warnings"], json!(["careful"]), "{kept}");
+    let refused = call(&sandbox, "messages.add", json!({"verbosity": "info", "value": "x"}));
+    assert!(refused["error"]["message"].as_str().unwrap().contains("\"error\" or \"warning\""), "{refused}");
+}
+
+#[test]
+fn an_external_task_is_tracked_like_robins_own_and_fails_when_its_client_goes() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(sandbox.command());
+    let mut client = Connection::open(&sandbox.socket());
+    let id = client.call("tasks.begin", json!({"name": "import_csv", "total": 4}))["result"]["task_id"]
+        .as_u64()
+        .unwrap();
+    let listed = call(&sandbox, "tasks.list", json!({}));
+    assert_eq!(listed["result"]["running"][0]["name"], "import_csv", "{listed}");
+    let (_, pending) = http_get(daemon.http_addr(), "/api/1/tasks");
+    assert_eq!(pending["result"]["pending"], json!([id]), "{pending}");
+    assert_eq!(client.call("tasks.progress", json!({"id": id, "processed": 2}))["result"], true);
+    // Another connection can neither report nor end it.
+    let mut other = Connection::open(&sandbox.socket());
+    let stolen = other.call("tasks.end", json!({"id": id, "result": "mine"}));
+    assert!(stolen["error"]["message"].as_str().unwrap().contains("not open on this connection"), "{stolen}");
+    assert_eq!(client.call("tasks.end", json!({"id": id, "result": {"rows": 4}}))["result"], true);
+    let outcome = finished_outcome(&daemon, id);
+    assert_eq!(outcome["outcome"]["result"], json!({"rows": 4}), "{outcome}");
+    assert_eq!(outcome["status_code"], 200);
+
+    // A failure with exception_is_error reaches the user like a robin task's.
+    let failing =
+        client.call("tasks.begin", json!({"name": "sync_kraken"}))["result"]["task_id"].as_u64().unwrap();
+    client.call("tasks.end", json!({"id": failing, "error": "kraken: invalid API key"}));
+    let outcome = finished_outcome(&daemon, failing);
+    assert_eq!(outcome["status_code"], 500, "{outcome}");
+    assert!(outcome["outcome"]["message"].as_str().unwrap().contains("kraken: invalid API key"));
+
+    // A client that goes away leaves nothing running for ever.
+    let orphan =
+        client.call("tasks.begin", json!({"name": "long_job"}))["result"]["task_id"].as_u64().unwrap();
+    drop(client);
+    let outcome = finished_outcome(&daemon, orphan);
+    assert_eq!(outcome["status_code"], 500, "{outcome}");
+    assert!(outcome["outcome"]["message"].as_str().unwrap().contains("the client went away"), "{outcome}");
+    let (_, kept) = http_get(daemon.http_addr(), "/api/1/messages");
+    let errors = kept["result"]["errors"].to_string();
+    assert!(errors.contains("kraken: invalid API key") && errors.contains("the client went away"), "{kept}");
+}
+
+#[test]
+fn cancelling_an_external_task_tells_its_client_on_its_connection() {
+    let sandbox = Sandbox::new();
+    let _daemon = Daemon::start(sandbox.command());
+    let mut client = Connection::open(&sandbox.socket());
+    let id = client.call("tasks.begin", json!({"name": "slow_report", "total": 10}))["result"]["task_id"]
+        .as_u64()
+        .unwrap();
+    let cancelled = call(&sandbox, "tasks.cancel", json!({"id": id}));
+    assert_eq!(cancelled["result"]["cancelled"], 1, "{cancelled}");
+    // Unasked: the notification arrives on the client's connection between requests.
+    let notice = client.line();
+    assert_eq!(notice, json!({"method": "task_cancelled", "params": {"task_id": id, "name": "slow_report"}}));
+    let late = client.call("tasks.end", json!({"id": id, "result": null}));
+    assert!(late["error"]["message"].as_str().unwrap().contains("not open on this connection"), "{late}");
+}
+
+#[test]
+fn external_tasks_need_a_connection_of_their_own() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(sandbox.command());
+    let body = json!({"method": "tasks.begin", "params": {"name": "x"}}).to_string();
+    let request = format!(
+        "POST /api/1/control HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, reply) = support::parse_response(&support::http_raw(daemon.http_addr(), request.as_bytes()));
+    assert_eq!(status, 409, "{reply}");
+    assert!(reply["message"].as_str().unwrap().contains("need the control socket"), "{reply}");
+    for (params, reason) in [
+        (json!({"name": ""}), "1 to 128 characters"),
+        (json!({"name": "a\nb"}), "without control characters"),
+        (json!({"name": "x", "total": -1}), "\"total\" must be a whole number"),
+    ] {
+        let refused = call(&sandbox, "tasks.begin", params.clone());
+        assert!(refused["error"]["message"].as_str().unwrap().contains(reason), "{params}: {refused}");
+    }
+    let both = call(&sandbox, "tasks.end", json!({"id": 0, "result": 1, "error": "e"}));
+    assert!(both["error"]["message"].as_str().unwrap().contains("not both"), "{both}");
+}
