@@ -278,8 +278,11 @@ fn upgrade_status(server: &NotifierLoop, path: &str, extra_headers: &str) -> (u1
 
 #[test]
 fn host_origin_and_token_are_enforced() {
+    // The UI's dev server: an allowed loopback origin counts only while our user serves it.
+    let dev_server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dev_origin = format!("http://localhost:{}", dev_server.local_addr().unwrap().port());
     let access = Access {
-        allowed_origins: vec!["http://localhost:5173".into()],
+        allowed_origins: vec![dev_origin.clone()],
         api_token: Some("t0ken".into()),
         listen_ip: None,
     };
@@ -297,8 +300,12 @@ fn host_origin_and_token_are_enforced() {
     let (status, body) = upgrade_status(&server, "/ws", evil_origin);
     assert_eq!(status, 403);
     assert!(body["message"].as_str().unwrap().contains("--ws-origin"));
-    let good_origin = "Host: 127.0.0.1\r\nOrigin: http://localhost:5173\r\nAuthorization: Bearer t0ken\r\n";
-    assert_eq!(upgrade_status(&server, "/ws", good_origin).0, 101);
+    let good_origin = format!("Host: 127.0.0.1\r\nOrigin: {dev_origin}\r\nAuthorization: Bearer t0ken\r\n");
+    assert_eq!(upgrade_status(&server, "/ws", &good_origin).0, 101);
+    drop(dev_server);
+    let (status, body) = upgrade_status(&server, "/ws", &good_origin);
+    assert_eq!(status, 403, "nobody serves that page any more");
+    assert!(body["message"].as_str().unwrap().contains("nothing listens on port"), "{body}");
 
     assert_eq!(upgrade_status(&server, "/ws", "Host: 127.0.0.1\r\n").0, 401);
     assert_eq!(upgrade_status(&server, "/ws?token=wrong", "Host: 127.0.0.1\r\n").0, 401);

@@ -65,8 +65,10 @@ Options (each also read from the environment variable shown):
                        (default $XDG_RUNTIME_DIR/robin, or DATA_DIR/run)
   --config FILE        optional TOML configuration file                             [ROBIN_CONFIG]
   --log-level FILTER   error, warn, info, debug, trace, or RUST_LOG syntax          [ROBIN_LOG, RUST_LOG]
-  --ws-origin ORIGIN   allow pages from ORIGIN; * matches any run of characters, as in  [ROBIN_WS_ORIGINS]
-                       http://localhost:* (repeatable; default app://localhost, rotki's app)
+  --ws-origin ORIGIN   allow pages from ORIGIN; * matches any run of characters (a port  [ROBIN_WS_ORIGINS]
+                       after a final colon: http://localhost:*); a page on this host counts
+                       only while robind's user serves its port (repeatable; default
+                       app://localhost, rotki's app)
   --api-token-file F   require the token in file F on /ws and /api/1/*                   [ROBIN_API_TOKEN_FILE]
   --generate-api-token write a fresh token to RUNTIME_DIR/api-token (0600) and require it [ROBIN_GENERATE_API_TOKEN]
 

@@ -1,15 +1,15 @@
 //! SIGHUP: read the configuration again and apply what can change while running.
 //!
-//! Applied live: the log filter, the allowed browser origins, `ipc_allow_uids` (for clients that
-//! connect afterwards) and the scheduler's `max_tasks` and `tick_secs`. Everything else (the
+//! Applied live: the log filter, the allowed browser origins, `ipc_allow_uids` (new clients follow
+//! it, and open connections of users it no longer allows are closed: HTTP keep-alive, WebSocket
+//! and control-socket clients alike) and the scheduler's `max_tasks` and `tick_secs`. Everything else (the
 //! listener, the directories, the token, feature flags, the notifier's, database's and outbound
 //! client's bounds) is fixed at start: a change there is logged as needing a restart, and the
 //! running value stays. A file that does not parse changes nothing.
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::config::{Config, Environment};
-use crate::peers::Policy;
+use crate::peers::{Policy, SharedPolicy};
 use crate::server;
 use crate::tasks::Scheduler;
 
@@ -21,7 +21,7 @@ pub(super) struct Live {
     /// Its current access checks, of which a reload changes the origins.
     pub(super) access: server::Access,
     /// The control socket's policy, when the socket is on.
-    pub(super) ipc_policy: Option<Rc<RefCell<Policy>>>,
+    pub(super) ipc_policy: Option<Rc<SharedPolicy>>,
     /// The scheduler, when the feature is on.
     pub(super) scheduler: Option<Rc<Scheduler>>,
 }
@@ -53,7 +53,7 @@ pub(super) async fn reload(current: &mut Config, env: &Environment, live: &mut L
     if new.ipc_allow_uids != current.ipc_allow_uids {
         live.server.set_policy(Policy::new(&new.ipc_allow_uids));
         if let Some(policy) = &live.ipc_policy {
-            *policy.borrow_mut() = Policy::new(&new.ipc_allow_uids);
+            policy.set(Policy::new(&new.ipc_allow_uids));
         }
         applied.push(format!("ipc_allow_uids = {:?}", new.ipc_allow_uids));
     }

@@ -35,8 +35,8 @@
 //! 0600. Each client's credentials are read with `SO_PEERCRED` and checked against the
 //! [`peers`](crate::peers) rule: only the daemon's own uid, root and the uids listed in
 //! `ipc_allow_uids` are served, at most [`MAX_CONNECTIONS_PER_UID`] clients each, with
-//! [`OWNER_RESERVED`] of the [`MAX_CONNECTIONS`] slots kept for the owner.
-use std::cell::RefCell;
+//! [`OWNER_RESERVED`] of the [`MAX_CONNECTIONS`] slots kept for the owner. A reload that stops
+//! allowing a user closes that user's open clients, subscribers included.
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -52,7 +52,7 @@ use serde_json::Value;
 
 use crate::control::wire::{self, CODE_INVALID_REQUEST, Request, SUBSCRIBE, to_line};
 use crate::control::{Caller, Controller, Link};
-use crate::peers::{self, Policy, Slots};
+use crate::peers::{self, Policy, RefusalLog, SharedPolicy, Slots};
 
 /// Longest request line accepted.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -193,9 +193,11 @@ pub struct Server {
     /// Clients connected now, in all and per user.
     slots: Rc<Slots<u32>>,
     /// Who may connect: the daemon's own user, root and `ipc_allow_uids` (replaced on reload).
-    policy: Rc<RefCell<Policy>>,
+    policy: Rc<SharedPolicy>,
     /// See [`IDLE_TIMEOUT`].
     idle_timeout: Duration,
+    /// Which refusals are logged.
+    refusals: Rc<RefusalLog<u32>>,
 }
 
 impl Server {
@@ -205,8 +207,9 @@ impl Server {
             listener: Async::new(listener)?,
             controller,
             slots: Slots::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_UID),
-            policy: Rc::new(RefCell::new(Policy::new(&[]))),
+            policy: SharedPolicy::new(Policy::new(&[])),
             idle_timeout: IDLE_TIMEOUT,
+            refusals: Rc::new(RefusalLog::new(RefusalLog::<u32>::INTERVAL)),
         })
     }
 
@@ -218,18 +221,23 @@ impl Server {
 
     /// Also serves these users (by uid), besides the daemon's own user and root.
     pub fn with_allowed_uids(self, uids: &[u32]) -> Server {
-        *self.policy.borrow_mut() = Policy::new(uids);
+        self.policy.set(Policy::new(uids));
         self
     }
 
-    /// Where a reload puts the new policy; clients that connect later follow it.
-    pub fn policy_handle(&self) -> Rc<RefCell<Policy>> {
+    /// Where a reload puts the new policy: clients that connect later follow it, and open
+    /// clients of users it no longer allows are closed.
+    pub fn policy_handle(&self) -> Rc<SharedPolicy> {
         self.policy.clone()
     }
 
     fn admission(&self) -> Admission {
-        let policy = self.policy.borrow().clone();
-        Admission { slots: self.slots.clone(), policy, idle_timeout: self.idle_timeout }
+        Admission {
+            slots: self.slots.clone(),
+            policy: self.policy.clone(),
+            idle_timeout: self.idle_timeout,
+            refusals: self.refusals.clone(),
+        }
     }
 
     /// The socket's path (for an activated socket, wherever the service manager put it).
@@ -265,23 +273,29 @@ impl Server {
 /// What a new client is checked against.
 struct Admission {
     slots: Rc<Slots<u32>>,
-    policy: Policy,
+    policy: Rc<SharedPolicy>,
     idle_timeout: Duration,
+    refusals: Rc<RefusalLog<u32>>,
 }
 
 async fn serve_client(stream: Async<UnixStream>, controller: Rc<Controller>, admission: Admission) {
     let mut writer = &stream;
-    let admitted = peers::unix_peer_uid(stream.get_ref())
-        .map_err(|e| format!("cannot read peer credentials: {e}"))
-        .and_then(|uid| admission.policy.check(uid).map(|()| uid));
-    let uid = match admitted {
+    let uid = match peers::unix_peer_uid(stream.get_ref()) {
         Ok(uid) => uid,
-        Err(reason) => {
+        Err(err) => {
+            let reason = format!("cannot read peer credentials: {err}");
             log::warn!("ipc: refused a client: {reason}");
             let _ = writer.write_all(&error_line(&Value::Null, CODE_INVALID_REQUEST, &reason)).await;
             return;
         }
     };
+    if let Err(reason) = admission.policy.check(uid) {
+        if let Some(note) = admission.refusals.admit(uid, std::time::Instant::now()) {
+            log::warn!("ipc: refused a client: {reason}{note}");
+        }
+        let _ = writer.write_all(&error_line(&Value::Null, CODE_INVALID_REQUEST, &reason)).await;
+        return;
+    }
     let privileged = admission.policy.is_owner(uid);
     let _slot = match admission.slots.take(uid, privileged, OWNER_RESERVED) {
         Ok(slot) => slot,
@@ -295,7 +309,26 @@ async fn serve_client(stream: Async<UnixStream>, controller: Rc<Controller>, adm
     // fails those it did not end.
     let (link, notifications) = Link::new();
     let caller = Caller { link: Some(link), ..Caller::local(uid) };
-    let idle_timeout = admission.idle_timeout;
+    let revoked = async {
+        let reason = admission.policy.revoked(uid).await;
+        if let Some(note) = admission.refusals.admit(uid, std::time::Instant::now()) {
+            log::warn!("ipc: closing a client: {reason}{note}");
+        }
+    };
+    // Revocation first: a line that arrives as the user is revoked is not answered.
+    revoked.or(serve_requests(stream, &controller, caller, notifications, admission.idle_timeout)).await;
+}
+
+/// Answers request lines (or streams notifications after `subscribe`) until the client leaves;
+/// between requests, writes the notifications meant for this connection.
+async fn serve_requests(
+    stream: Async<UnixStream>,
+    controller: &Controller,
+    caller: Caller,
+    notifications: async_channel::Receiver<Value>,
+    idle_timeout: Duration,
+) {
+    let mut writer = &stream;
     let mut reader = BufReader::new(&stream);
     let mut line = Vec::new();
     loop {
@@ -324,7 +357,7 @@ async fn serve_client(stream: Async<UnixStream>, controller: Rc<Controller>, adm
             }
         };
         let reply = match read {
-            Ok(LineRead::Line) => match handle_line(&line, &controller, &caller).await {
+            Ok(LineRead::Line) => match handle_line(&line, controller, &caller).await {
                 Reply::Nothing => continue,
                 Reply::Line(reply) => reply,
                 Reply::Subscribe { ack, since } => {

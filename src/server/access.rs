@@ -6,7 +6,12 @@
 //! allow-list (empty by default), a request a page on another site made without an `Origin`
 //! (an `<img>`, a `<script>`, a plain link: `Sec-Fetch-Site` says so) is refused, and, when
 //! configured, a bearer token must be presented.
-use std::net::SocketAddr;
+//!
+//! An allowed origin on this host (`http://localhost:5173`) is only as trustworthy as whoever
+//! serves it: any local user can serve a page on a free loopback port. [`Access::local_origin`]
+//! picks such origins out, and the listener then asks the kernel who listens on that port
+//! (`admission::check_origin_server`).
+use std::net::{IpAddr, SocketAddr};
 
 use super::{Request, Response};
 
@@ -14,8 +19,9 @@ use super::{Request, Response};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Access {
     /// Origins allowed to call: exact (`http://localhost:5173`) or patterns where `*` stands
-    /// for any run of characters (`http://localhost:*`, `app://*`). The configuration's default
-    /// is [`DEFAULT_WS_ORIGINS`](crate::config::DEFAULT_WS_ORIGINS).
+    /// for any run of characters (`app://*`), or for a port number when it ends the pattern
+    /// after a colon (`http://localhost:*`). The configuration's default is
+    /// [`DEFAULT_WS_ORIGINS`](crate::config::DEFAULT_WS_ORIGINS).
     pub allowed_origins: Vec<String>,
     /// When set, `/ws` and `/api/1/*` need `Authorization: Bearer <token>` or `?token=<token>`.
     pub api_token: Option<String>,
@@ -76,6 +82,35 @@ impl Access {
         (!same_origin(request, origin) && self.origin_allowed(origin)).then(|| origin.to_string())
     }
 
+    /// The request's `Origin` when it is allowed, not robind's own page, and a web page on this
+    /// host (http or https on `localhost`, `*.localhost`, a loopback or unspecified address):
+    /// such an origin may only be honoured when one of the users robind serves listens on its
+    /// port. `app://localhost` and other non-network schemes are not served over TCP, so they
+    /// are not returned.
+    pub fn local_origin(&self, request: &Request) -> Option<LocalOrigin> {
+        let origin = request.header("origin")?.trim_end_matches('/');
+        if same_origin(request, origin) || !self.origin_allowed(origin) {
+            return None;
+        }
+        let url = url::Url::parse(origin).ok()?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return None;
+        }
+        let on_this_host = match url.host()? {
+            url::Host::Domain(name) => {
+                let name = name.trim_end_matches('.');
+                name == "localhost" || name.ends_with(".localhost")
+            }
+            url::Host::Ipv4(ip) => ip.is_loopback() || ip.is_unspecified(),
+            url::Host::Ipv6(ip) => {
+                let ip = IpAddr::V6(ip).to_canonical();
+                ip.is_loopback() || ip.is_unspecified()
+            }
+        };
+        let port = url.port_or_known_default()?;
+        on_this_host.then(|| LocalOrigin { origin: origin.to_string(), port })
+    }
+
     fn origin_allowed(&self, origin: &str) -> bool {
         self.allowed_origins.iter().any(|allowed| matches_pattern(allowed.trim_end_matches('/'), origin))
     }
@@ -93,15 +128,38 @@ impl Access {
     }
 }
 
+/// An allowed page origin served on this host: who listens on `port` decides whether it counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalOrigin {
+    /// The origin as the browser sent it, for the refusal.
+    pub origin: String,
+    /// The TCP port that serves it (80 or 443 when the origin names none).
+    pub port: u16,
+}
+
 /// robind's own status page: the same origin as the (already checked) Host.
 fn same_origin(request: &Request, origin: &str) -> bool {
     request.header("host").is_some_and(|host| origin == format!("http://{host}"))
 }
 
 /// Whether `origin` matches `pattern`, where `*` stands for any run of characters and the rest
-/// must match exactly (ASCII case aside), over the whole origin: `http://localhost:*` takes
-/// `http://localhost:5173` but not `http://localhost.evil.example`.
+/// must match exactly (ASCII case aside), over the whole origin. A `*` that ends the pattern
+/// after a colon is a port: one to five digits. So `http://localhost:*` takes
+/// `http://localhost:5173` but not `http://localhost.evil.example`,
+/// `http://localhost:5173.evil.example` or `http://localhost:80@evil.example`.
 pub fn matches_pattern(pattern: &str, origin: &str) -> bool {
+    match pattern.strip_suffix(":*") {
+        Some(host) => origin.rsplit_once(':').is_some_and(|(origin_host, port)| {
+            (1..=5).contains(&port.len())
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && glob(host, origin_host)
+        }),
+        None => glob(pattern, origin),
+    }
+}
+
+/// `*` stands for any run of characters, the rest matches exactly (ASCII case aside).
+fn glob(pattern: &str, origin: &str) -> bool {
     let (pattern, origin) = (pattern.as_bytes(), origin.as_bytes());
     // Iterative glob matching with one backtrack point: linear for patterns with a single `*`,
     // and never exponential.
@@ -195,6 +253,12 @@ mod tests {
             ("app://localhost", "app://localhost", true),
             ("http://localhost:*", "http://localhost:5173", true),
             ("http://localhost:*", "http://localhost.evil.example", false),
+            ("http://localhost:*", "http://localhost:5173.evil.example", false),
+            ("http://localhost:*", "http://localhost:80@evil.example", false),
+            ("http://localhost:*", "http://localhost:", false),
+            ("http://localhost:*", "http://localhost:123456", false),
+            ("http://[::1]:*", "http://[::1]:8000", true),
+            ("http://*:*", "http://127.0.0.1:8000", true),
             ("http://localhost:*", "https://localhost:5173", false),
             ("http://*.example", "http://a.b.example", true),
             ("http://*.example", "http://example", false),
@@ -203,6 +267,35 @@ mod tests {
         ] {
             assert_eq!(matches_pattern(pattern, origin), expected, "{pattern} ~ {origin}");
         }
+    }
+
+    #[test]
+    fn allowed_origins_on_this_host_are_picked_out_with_their_port() {
+        let access = Access {
+            allowed_origins: vec![
+                "http://localhost:*".into(),
+                "http://*.localhost:*".into(),
+                "app://*".into(),
+                "https://127.0.0.1".into(),
+                "http://[::1]:*".into(),
+                "http://example.com:*".into(),
+            ],
+            ..Access::default()
+        };
+        let local = |origin: &str| {
+            access
+                .local_origin(&request(&[("host", "127.0.0.1:5042"), ("origin", origin)], None))
+                .map(|o| o.port)
+        };
+        assert_eq!(local("http://localhost:8000"), Some(8000));
+        assert_eq!(local("http://app.localhost:5173"), Some(5173));
+        assert_eq!(local("https://127.0.0.1"), Some(443), "the scheme's default port");
+        assert_eq!(local("http://[::1]:8080"), Some(8080));
+        assert_eq!(local("app://localhost"), None, "not served over TCP");
+        assert_eq!(local("http://example.com:8000"), None, "not on this host");
+        assert_eq!(local("http://localhost.evil.example"), None, "not allowed at all");
+        let own = request(&[("host", "127.0.0.1:5042"), ("origin", "http://127.0.0.1:5042")], None);
+        assert_eq!(Access::default().local_origin(&own), None, "robind's own page");
     }
 
     #[test]

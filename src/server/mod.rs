@@ -7,10 +7,12 @@
 //! loop. Each route hands its work to [`control`](crate::control): this module knows HTTP, not
 //! business logic. An upgraded `/ws` socket goes to the subscription the controller hands out.
 //!
-//! Every connection is checked before its first request is routed: on loopback the kernel
-//! says which user owns the client's socket ([`peers`](crate::peers)), and only the daemon's
-//! own user, root and `ipc_allow_uids` are served (403, naming the uid, for everyone else);
-//! each user holds a bounded number of connections, with some kept for the owner.
+//! Every connection is checked before its first request is routed (`admission.rs`): the
+//! kernel says which local user owns the client's socket ([`peers`](crate::peers)), and only
+//! the daemon's own user, root and `ipc_allow_uids` are served (403, naming the uid, for
+//! everyone else); each user holds a bounded number of connections, with some kept for the
+//! owner. A refused connection costs almost nothing, and a reload that stops allowing a user
+//! closes that user's open connections, WebSocket clients included.
 //!
 //! May touch: [`control`](crate::control) and [`peers`](crate::peers) (and the runtime's
 //! timeout).
@@ -18,6 +20,7 @@
 //! Connections run on an executor owned by [`Server::serve`]'s future, so cancelling that
 //! future closes every connection at once: that is how shutdown stops the listener.
 mod access;
+mod admission;
 mod request;
 mod response;
 mod routes;
@@ -25,18 +28,19 @@ mod token;
 
 use std::cell::RefCell;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::time::Duration;
 
 use async_executor::LocalExecutor;
 use async_io::{Async, Timer};
-use futures_lite::AsyncWriteExt;
+use futures_lite::{AsyncWriteExt, FutureExt};
 
 use crate::control::{Caller, Controller};
-use crate::peers::{LoopbackPeers, Policy, Slots};
+use crate::peers::{LoopbackPeers, Policy, RefusalLog, SharedPolicy, Slots};
 
-pub use access::Access;
+pub use access::{Access, LocalOrigin};
+pub use admission::REFUSAL_DISCARD_BYTES;
 pub use request::{ReadError, Request, read_request};
 pub use response::Response;
 pub use token::{ApiToken, TokenError};
@@ -71,6 +75,12 @@ pub struct Limits {
     /// Connections only the daemon's own user and root may open, so that nobody else can lock
     /// them out. Default 64.
     pub owner_reserved: usize,
+    /// How long a refused connection is kept after its answer (what arrives is thrown away), so
+    /// that the client reads why it was refused. Default 500 ms.
+    pub refusal_linger: Duration,
+    /// Most refusals in progress at once; past that a refused connection is closed without an
+    /// answer. They take no connection slot, so this bounds what refused users cost. Default 64.
+    pub max_refusing: usize,
 }
 
 impl Default for Limits {
@@ -84,6 +94,8 @@ impl Default for Limits {
             write_timeout: Duration::from_secs(30),
             max_connections_per_peer: 1024,
             owner_reserved: 64,
+            refusal_linger: Duration::from_millis(500),
+            max_refusing: 64,
         }
     }
 }
@@ -106,9 +118,13 @@ struct Shared {
     /// Host, Origin and token checks (replaced on reload).
     access: RefCell<Access>,
     /// Who may connect, and how the listener finds out (its policy replaced on reload).
-    peers: RefCell<Peers>,
+    peers: Peers,
     /// Open connections right now, in all and per peer.
     slots: Rc<Slots<PeerKey>>,
+    /// Refusals in progress (one key: the bound is global).
+    refusing: Rc<Slots<()>>,
+    /// Which refusals are logged.
+    refusals: RefusalLog<PeerKey>,
 }
 
 /// How the listener tells who is connecting.
@@ -117,8 +133,9 @@ pub enum Peers {
     /// The kernel says which local user owns each connection; only those the policy allows
     /// are served (clients on other machines have no local user and need the token).
     ByUid {
-        /// The daemon's own user, root and `ipc_allow_uids`.
-        policy: Policy,
+        /// The daemon's own user, root and `ipc_allow_uids`; replacing it closes the
+        /// connections of users it no longer allows.
+        policy: Rc<SharedPolicy>,
         /// The sock_diag lookup.
         lookup: LoopbackPeers,
     },
@@ -129,7 +146,7 @@ pub enum Peers {
 impl Peers {
     /// Users are told apart by uid, with `policy`; fails where sock_diag is not available.
     pub fn by_uid(policy: Policy) -> io::Result<Peers> {
-        Ok(Peers::ByUid { policy, lookup: LoopbackPeers::open()? })
+        Ok(Peers::ByUid { policy: SharedPolicy::new(policy), lookup: LoopbackPeers::open()? })
     }
 }
 
@@ -143,10 +160,11 @@ impl Handle {
         *self.0.access.borrow_mut() = access;
     }
 
-    /// Replaces who may connect (kept as it is when users are not told apart by uid).
+    /// Replaces who may connect (kept as it is when users are not told apart by uid); open
+    /// connections of users it no longer allows are closed.
     pub fn set_policy(&self, new: Policy) {
-        if let Peers::ByUid { policy, .. } = &mut *self.0.peers.borrow_mut() {
-            *policy = new;
+        if let Peers::ByUid { policy, .. } = &self.0.peers {
+            policy.set(new);
         }
     }
 }
@@ -157,7 +175,7 @@ enum PeerKey {
     /// A local user.
     Uid(u32),
     /// A client whose user is not known, by address.
-    Addr(std::net::IpAddr),
+    Addr(IpAddr),
 }
 
 impl Server {
@@ -177,12 +195,15 @@ impl Server {
         peers: Peers,
     ) -> io::Result<Server> {
         let slots = Slots::new(limits.max_connections, limits.max_connections_per_peer);
+        let refusing = Slots::new(limits.max_refusing, limits.max_refusing);
         let shared = Rc::new(Shared {
             controller,
             limits,
             access: RefCell::new(access),
-            peers: RefCell::new(peers),
+            peers,
             slots,
+            refusing,
+            refusals: RefusalLog::new(RefusalLog::<PeerKey>::INTERVAL),
         });
         Ok(Server { listener: Async::new(listener)?, shared })
     }
@@ -222,19 +243,19 @@ impl Server {
     }
 }
 
-async fn serve_connection(mut stream: Async<TcpStream>, peer: SocketAddr, shared: Rc<Shared>) {
-    let limits = &shared.limits;
-    let (caller, key, refusal, privileged) = identify(&stream, peer, &shared.peers.borrow());
-    let slot = shared.slots.take(key, privileged, limits.owner_reserved);
-    let refusal = match (refusal, &slot) {
-        (Some(refusal), _) => Some(refusal),
-        (None, Err(full)) => Some(Response::error(503, &full.to_string())),
-        (None, Ok(_)) => None,
+async fn serve_connection(stream: Async<TcpStream>, peer: SocketAddr, shared: Rc<Shared>) {
+    let (caller, _slot) = match admission::admit(&stream, peer, &shared) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return admission::refuse(stream, refusal, &shared).await,
     };
-    if let Some(refusal) = refusal {
-        refuse(&mut stream, &refusal, limits).await;
-        return;
-    }
+    // Revocation first: a request that arrives as the user is revoked is not served.
+    let revoked = admission::revoked(&shared, caller.uid, peer.ip());
+    revoked.or(serve_requests(stream, peer, &shared, caller)).await;
+}
+
+/// Reads and answers requests on an admitted connection until it closes or is upgraded.
+async fn serve_requests(mut stream: Async<TcpStream>, peer: SocketAddr, shared: &Shared, caller: Caller) {
+    let limits = &shared.limits;
     let mut buf = Vec::new();
     let _ = stream.get_ref().set_nodelay(true);
     loop {
@@ -254,7 +275,7 @@ async fn serve_connection(mut stream: Async<TcpStream>, peer: SocketAddr, shared
                 return;
             }
         };
-        let response = match routes::route(&request, &shared, &caller).await {
+        let response = match routes::route(&request, shared, &caller).await {
             routes::Routed::Respond(response) => response,
             routes::Routed::Upgrade { accept, since } => {
                 let switching = format!(
@@ -275,60 +296,6 @@ async fn serve_connection(mut stream: Async<TcpStream>, peer: SocketAddr, shared
             return;
         }
     }
-}
-
-/// Who is on the other end: the caller as the control layer sees it, the key its connections
-/// are counted under, the answer when it may not connect at all, and whether it is the owner
-/// (for whom slots are kept).
-fn identify(stream: &Async<TcpStream>, peer: SocketAddr, peers: &Peers) -> Identity {
-    let anonymous = Caller { uid: None, addr: Some(peer.ip()), link: None };
-    let by_addr = PeerKey::Addr(peer.ip());
-    let Peers::ByUid { policy, lookup } = peers else {
-        return (anonymous, by_addr, None, false);
-    };
-    match lookup.uid_of(stream.get_ref()) {
-        Ok(Some(uid)) => {
-            let refusal = policy.check(uid).err().map(|reason| {
-                log::warn!("http: refused a connection from {peer}: {reason}");
-                Response::error(403, &reason)
-            });
-            let caller = Caller { uid: Some(uid), addr: Some(peer.ip()), link: None };
-            (caller, PeerKey::Uid(uid), refusal, policy.is_owner(uid))
-        }
-        // Another machine (the listener is not on loopback; the token decides).
-        Ok(None) if !peer.ip().is_loopback() => (anonymous, by_addr, None, false),
-        Ok(None) => {
-            let reason = "cannot tell which user this connection belongs to (it was closed)";
-            (anonymous, by_addr, Some(Response::error(403, reason)), false)
-        }
-        Err(err) => {
-            log::warn!("http: cannot look up the user behind {peer}: {err}");
-            let reason = format!("cannot tell which user this connection belongs to: {err}");
-            (anonymous, by_addr, Some(Response::error(503, &reason)), false)
-        }
-    }
-}
-
-/// What [`identify`] finds: caller, slot key, refusal, owner.
-type Identity = (Caller, PeerKey, Option<Response>, bool);
-
-/// How long a refused connection is read from (and what arrives thrown away) after the refusal
-/// is sent: closing a socket that still has unread data makes the kernel reset it, and the
-/// client might never read why it was refused.
-const REFUSAL_LINGER: Duration = Duration::from_millis(500);
-
-/// Answers a connection that may not be served at once (without waiting for its request, so
-/// that refusing costs nothing), then closes it gently.
-async fn refuse(stream: &mut Async<TcpStream>, refusal: &Response, limits: &Limits) {
-    if !write_within(stream, &refusal.to_bytes(false, false), limits.write_timeout).await {
-        return;
-    }
-    let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
-    let _ = crate::runtime::timeout(REFUSAL_LINGER, async {
-        let mut sink = [0u8; 1024];
-        while matches!(futures_lite::AsyncReadExt::read(stream, &mut sink).await, Ok(n) if n > 0) {}
-    })
-    .await;
 }
 
 /// Writes all of `bytes`, or gives up (false) when the socket fails or the client has not

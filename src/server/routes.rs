@@ -23,11 +23,17 @@ pub(super) async fn route(request: &Request, shared: &Shared, caller: &Caller) -
     let preflight = request.method == "OPTIONS" && request.header("access-control-request-method").is_some();
     // A preflight carries no credentials, and liveness probes need none (as in rotki).
     let needs_token = (is_ws || api_path.is_some()) && !preflight && api_path != Some("/ping");
-    let (checked, cors_origin) = {
+    let (checked, cors_origin, local_origin) = {
         let access = shared.access.borrow();
-        (access.check(request, needs_token), access.cors_origin(request))
+        (access.check(request, needs_token), access.cors_origin(request), access.local_origin(request))
     };
     if let Err(refused) = checked {
+        return Routed::Respond(refused);
+    }
+    // An allowed page on this host counts only when one of our users serves it.
+    if let Some(Err(refused)) =
+        local_origin.map(|origin| super::admission::check_origin_server(shared, &origin))
+    {
         return Routed::Respond(refused);
     }
     if preflight {
