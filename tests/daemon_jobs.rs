@@ -99,3 +99,56 @@ fn a_job_that_times_out_does_not_block_the_others() {
         "{messages}"
     );
 }
+
+#[test]
+fn tokens_and_the_net_value_over_time_through_robinctl_the_control_api_and_http() {
+    use support::fake_http::{DAI, USDC};
+    let server = FakeHttp::start();
+    let (sandbox, daemon) = start(&server, "");
+    call(&sandbox, "accounts.add", json!({"address": format!("0x{:040x}", 1)}));
+    let usdc = format!("eip155:1/erc20:{}", USDC.to_ascii_uppercase().replacen("0X", "0x", 1));
+    let added = robinctl(
+        &sandbox,
+        &["assets", "add", &usdc, "--decimals", "6", "--symbol", "USDC", "--price-id", "usd-coin"],
+    );
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let dai = format!("eip155:1/erc20:{DAI}");
+    call(&sandbox, "assets.add", json!({"asset": dai, "decimals": 18, "symbol": "DAI", "price_id": "dai"}));
+    let listed = call(&sandbox, "assets.list", json!({"details": true}))["result"].clone();
+    assert_eq!(
+        listed[1],
+        json!({"asset": format!("eip155:1/erc20:{USDC}"), "decimals": 6, "symbol": "USDC", "price_id": "usd-coin"}),
+        "the contract is stored lower-cased: {listed}"
+    );
+    let refused = call(&sandbox, "assets.add", json!({"asset": format!("eip155:1/erc20:{USDC}")}));
+    assert!(refused["error"]["message"].as_str().unwrap().contains("needs \"decimals\""), "{refused}");
+
+    for _ in 0..2 {
+        for job in ["query_prices", "query_balances"] {
+            let out = robinctl(&sandbox, &["run", job, "--wait"]);
+            assert!(out.status.success(), "{job}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    // 1.5 ETH x 2000.5 + 2.5 USDC x 0.92 + 10.25 DAI x 0.91 = 3000.75 + 2.3 + 9.3275
+    let history = call(&sandbox, "snapshots", json!({}))["result"].clone();
+    let totals: Vec<&str> =
+        history.as_array().unwrap().iter().map(|s| s["total"].as_str().unwrap()).collect();
+    assert_eq!(totals, vec!["3012.3775", "3012.3775"], "{history}");
+    assert!(history[0]["id"].as_i64() < history[1]["id"].as_i64(), "oldest first");
+    let latest_only = call(&sandbox, "snapshots", json!({"limit": 1}))["result"].clone();
+    assert_eq!(latest_only.as_array().unwrap().len(), 1);
+    assert_eq!(latest_only[0]["id"], history[1]["id"], "the limit keeps the latest");
+    let (status, body) = support::http_get(daemon.http_addr(), "/api/1/snapshots?limit=5");
+    assert_eq!((status, &body["result"]), (200, &history), "{body}");
+    let (status, body) = support::http_get(daemon.http_addr(), "/api/1/snapshots?limit=0");
+    assert_eq!(status, 400, "{body}");
+
+    let table = String::from_utf8_lossy(&robinctl(&sandbox, &["snapshot"]).stdout).into_owned();
+    for row in [["ETH", "1.5", "2000.5", "3000.75", "99.6%"], ["DAI", "10.25", "0.91", "9.3275", "0.3%"]] {
+        let line = table.lines().find(|l| l.starts_with(row[0])).unwrap_or_else(|| panic!("{table}"));
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cells, row, "{table}");
+    }
+    let lines = String::from_utf8_lossy(&robinctl(&sandbox, &["history"]).stdout).into_owned();
+    assert_eq!(lines.lines().filter(|l| l.contains("3012.3775 EUR")).count(), 2, "{lines}");
+}

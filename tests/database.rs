@@ -523,3 +523,48 @@ fn synchronous_full_is_set_on_every_connection() {
         assert_eq!((on_writer, on_reader), (expected, expected), "{synchronous:?}");
     }
 }
+
+#[test]
+fn schema_4_keeps_every_snapshot_of_schema_3_and_lets_entries_go_unpriced() {
+    let (_dir, path) = fresh();
+    let v3 = &robin::db::MIGRATIONS[..3];
+    let (db, _) = open_with(&path, v3).unwrap();
+    block_on(db.write(|tx| {
+        tx.execute_batch(
+            "INSERT INTO assets (identifier) VALUES ('bitcoin');
+             INSERT INTO snapshots (id, taken_at, currency, total) VALUES (1, 1700000000, 'EUR', '6001.5');
+             INSERT INTO snapshot_entries VALUES (1, 'ethereum', '3', '2000.5', '6001.5');",
+        )?;
+        Ok(())
+    }))
+    .unwrap();
+    block_on(db.close());
+
+    let (db, steps) = open_with(&path, robin::db::MIGRATIONS).unwrap();
+    assert_eq!(steps, vec![4]);
+    let snapshot = block_on(db.latest_snapshot()).unwrap().unwrap();
+    assert_eq!((snapshot.id, snapshot.time, snapshot.total.as_str()), (1, 1_700_000_000, "6001.5"));
+    assert_eq!(snapshot.entries[0].value.as_deref(), Some("6001.5"));
+    assert_eq!(block_on(db.asset_details()).unwrap(), vec![robin::db::Asset::plain("bitcoin")]);
+    // An unpriced entry fits now, and the history reads by time through its index.
+    block_on(db.write(|tx| {
+        tx.execute_batch(
+            "INSERT INTO snapshots (id, taken_at, currency, total) VALUES (2, 1700003600, 'EUR', '0');
+             INSERT INTO snapshot_entries VALUES (2, 'ethereum', '3', NULL, NULL);",
+        )?;
+        Ok(())
+    }))
+    .unwrap();
+    let plan: String = block_on(db.read(|tx| {
+        Ok(tx.query_row(
+            "EXPLAIN QUERY PLAN SELECT id FROM snapshots WHERE taken_at >= 0 AND taken_at <= 1 ORDER BY taken_at DESC",
+            [],
+            |r| r.get(3),
+        )?)
+    }))
+    .unwrap();
+    assert!(plan.contains("snapshots_by_time"), "{plan}");
+    let range = robin::db::HistoryRange { from: Some(1_700_000_001), to: None, limit: 10 };
+    let history = block_on(db.snapshot_history(range)).unwrap();
+    assert_eq!(history.iter().map(|s| s.id).collect::<Vec<_>>(), vec![2]);
+}

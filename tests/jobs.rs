@@ -84,8 +84,8 @@ impl World {
 fn prices_are_stored_as_exact_decimals() {
     let server = FakeHttp::start();
     let w = world(&server);
-    w.ex.block_on(w.db.add_asset("bitcoin".into())).unwrap();
-    w.ex.block_on(w.db.add_asset("unknowncoin".into())).unwrap();
+    w.ex.block_on(w.db.add_asset("bitcoin")).unwrap();
+    w.ex.block_on(w.db.add_asset("unknowncoin")).unwrap();
     w.accounts(1); // so ether is priced too
     let outcome = w.run("query_prices", jobs::query_prices(w.ctx.clone()));
     assert_eq!(outcome, Outcome::Completed(json!({"prices": 2, "currency": "EUR"})));
@@ -113,9 +113,10 @@ fn balances_and_the_snapshot_are_exact_and_announced() {
     assert_eq!((snapshot.currency.as_str(), snapshot.total.as_str()), ("EUR", "6001.5"));
     let entries = &snapshot.entries;
     assert_eq!(
-        (entries[0].amount.as_str(), entries[0].price.as_str(), entries[0].value.as_str()),
-        ("3", "2000.5", "6001.5")
+        (entries[0].amount.as_str(), entries[0].price.as_deref(), entries[0].value.as_deref()),
+        ("3", Some("2000.5"), Some("6001.5"))
     );
+    assert_eq!(entries[0].symbol.as_deref(), Some("ETH"));
     let kinds: Vec<Value> = w.broadcasts.borrow().iter().map(|m| m["type"].clone()).collect();
     assert_eq!(kinds, vec![json!("refresh_balances")]);
     assert_eq!(w.after_balances.get(), 1, "scheduling may start now");
@@ -127,24 +128,111 @@ fn a_missing_price_is_a_snapshot_error_naming_the_asset_not_a_zero() {
     let w = world(&server);
     w.accounts(1);
     let outcome = w.run("query_balances", jobs::query_balances(w.ctx.clone()));
-    assert!(matches!(&outcome, Outcome::Completed(r) if r["snapshot"].is_null()), "{outcome:?}");
+    let Outcome::Completed(result) = outcome else { panic!("{outcome:?}") };
+    assert_eq!((result["total"].as_str(), &result["unpriced"]), (Some("0"), &json!(["ethereum"])));
     let broadcasts = w.broadcasts.borrow();
-    assert_eq!(broadcasts[0]["type"], "balance_snapshot_error");
-    assert!(
-        broadcasts[0]["data"]["error"].as_str().unwrap().contains("No EUR price for ethereum"),
-        "{:?}",
-        broadcasts[0]
+    assert_eq!(
+        broadcasts[0],
+        json!({"type": "balance_snapshot_error", "data": {
+            "location": "blockchain balances query",
+            "error": "No EUR price for ethereum: it is in the snapshot without a value, left out of the total",
+        }})
     );
     assert_eq!(broadcasts[1]["type"], "refresh_balances");
-    assert_eq!(w.ex.block_on(w.db.snapshot_count()).unwrap(), 0);
+    // The snapshot is taken all the same: the holding is listed, without a price or value.
+    let snapshot = w.ex.block_on(w.db.latest_snapshot()).unwrap().unwrap();
+    assert_eq!(snapshot.total, "0");
+    let entry = &snapshot.entries[0];
+    assert_eq!(
+        (entry.asset.as_str(), entry.amount.as_str(), &entry.price, &entry.value),
+        ("ethereum", "1.5", &None, &None)
+    );
     assert_eq!(w.ex.block_on(w.db.balances()).unwrap().len(), 1, "the balances are kept");
+}
+
+fn token(contract: &str, decimals: u32, symbol: &str, price_id: Option<&str>) -> robin::db::Asset {
+    robin::db::Asset {
+        asset: format!("eip155:1/erc20:{contract}"),
+        decimals: Some(decimals),
+        symbol: Some(symbol.into()),
+        price_id: price_id.map(Into::into),
+    }
+}
+
+#[test]
+fn tokens_are_read_at_the_same_block_and_valued_exactly() {
+    use support::fake_http::{DAI, UNPRICED, USDC};
+    let server = FakeHttp::start();
+    let w = world(&server);
+    w.accounts(2);
+    for asset in [
+        token(USDC, 6, "USDC", Some("usd-coin")),
+        token(DAI, 18, "DAI", Some("dai")),
+        token(UNPRICED, 0, "NOPE", Some("nopricecoin")),
+    ] {
+        w.ex.block_on(w.db.add_asset(asset)).unwrap();
+    }
+    let prices = w.run("query_prices", jobs::query_prices(w.ctx.clone()));
+    assert_eq!(prices, Outcome::Completed(json!({"prices": 3, "currency": "EUR"})), "ether, USDC and DAI");
+    let outcome = w.run("query_balances", jobs::query_balances(w.ctx.clone()));
+    let Outcome::Completed(result) = outcome else { panic!("{outcome:?}") };
+    // 3 ETH x 2000.5 + 5 USDC x 0.92 + 20.5 DAI x 0.91 = 6001.5 + 4.6 + 18.655
+    assert_eq!(result["total"], "6024.755", "{result}");
+    assert_eq!(result["unpriced"], json!([format!("eip155:1/erc20:{UNPRICED}")]));
+    let snapshot = w.ex.block_on(w.db.latest_snapshot()).unwrap().unwrap();
+    let rows: Vec<(Option<&str>, &str, Option<&str>, Option<&str>)> = snapshot
+        .entries
+        .iter()
+        .map(|e| (e.symbol.as_deref(), e.amount.as_str(), e.price.as_deref(), e.value.as_deref()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (Some("ETH"), "3", Some("2000.5"), Some("6001.5")),
+            (Some("DAI"), "20.5", Some("0.91"), Some("18.655")),
+            (Some("USDC"), "5", Some("0.92"), Some("4.6")),
+            (Some("NOPE"), "14", None, None),
+        ],
+        "by value, the unpriced last"
+    );
+    // Every balance is at the block the ether balances were read at.
+    let balances = w.ex.block_on(w.db.balances()).unwrap();
+    assert_eq!(balances.len(), 2 * 4);
+    assert!(balances.iter().all(|b| b.block_number == 16));
+    let usdc: Vec<&str> =
+        balances.iter().filter(|b| b.asset.ends_with(USDC)).map(|b| b.amount.as_str()).collect();
+    assert_eq!(usdc, vec!["2.5", "2.5"]);
+    let broadcasts = w.broadcasts.borrow();
+    let errors: Vec<&Value> = broadcasts.iter().filter(|m| m["type"] == "balance_snapshot_error").collect();
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0]["data"]["error"].as_str().unwrap().contains(UNPRICED), "{}", errors[0]);
+}
+
+#[test]
+fn a_token_call_that_fails_is_an_error_naming_the_token_and_account_not_a_zero() {
+    use support::fake_http::{NOT_A_TOKEN, REVERTING};
+    for (contract, why) in
+        [(REVERTING, "execution reverted"), (NOT_A_TOKEN, "is the address a token contract?")]
+    {
+        let server = FakeHttp::start();
+        let w = world(&server);
+        w.accounts(1);
+        w.ex.block_on(w.db.add_asset(token(contract, 18, "BAD", Some("bad")))).unwrap();
+        let outcome = w.run("query_balances", jobs::query_balances(w.ctx.clone()));
+        let Outcome::Failed(text) = outcome else { panic!("{outcome:?}") };
+        let account = format!("0x{:040x}", 1);
+        assert!(text.contains(&format!("eip155:1/erc20:{contract}")) && text.contains(&account), "{text}");
+        assert!(text.contains(why), "{text}");
+        assert_eq!(w.ex.block_on(w.db.snapshot_count()).unwrap(), 0, "no snapshot from a failed run");
+        assert!(w.ex.block_on(w.db.balances()).unwrap().is_empty(), "nothing half written");
+    }
 }
 
 #[test]
 fn provider_faults_become_user_errors_with_rotkis_text() {
     let server = FakeHttp::start();
     let w = world(&server);
-    w.ex.block_on(w.db.add_asset("bitcoin".into())).unwrap();
+    w.ex.block_on(w.db.add_asset("bitcoin")).unwrap();
     w.set("price_api_url", &server.url("/broken"));
     let outcome = w.run("query_prices", jobs::query_prices(w.ctx.clone()));
     assert!(matches!(outcome, Outcome::Failed(_)));

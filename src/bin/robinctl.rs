@@ -27,14 +27,17 @@ Commands:
   messages                     errors and warnings that no UI has seen
   watch                        print notifications as they happen (Ctrl-C to stop)
   schedule on|off              turn the periodic scheduler on or off
-  assets list|add ID|remove ID
+  assets list|remove ID
+  assets add ID [--symbol S]   track an asset by its price id (bitcoin), or an ERC-20 token:
+  assets add eip155:1/erc20:CONTRACT --decimals N [--symbol S] [--price-id ID]
   accounts list|add ADDRESS [--label TEXT]|remove ADDRESS
   settings [NAME [VALUE]]      show all settings, one, or change one
   backup PATH [--overwrite]    write a backup of the database to PATH (a new file,
                                unless --overwrite; never inside the data directory)
   unlock USER [--password-stdin]  open USER's encrypted database (asks for the password)
   logout                       close it and return to the default database
-  snapshot                     the latest balance snapshot
+  snapshot                     the latest balance snapshot: asset, amount, price, value, share
+  history [--limit N]          the net value over time (and a sparkline on a terminal)
   flags                        the feature flags
 
 Options:
@@ -97,8 +100,8 @@ fn parse() -> Result<Options, Failure> {
             Long("password-stdin") => opts.words.push("--password-stdin".into()),
             Long("prefix") => opts.words.push("--prefix".into()),
             Long("overwrite") => opts.words.push("--overwrite".into()),
-            Long("label") => {
-                opts.words.push("--label".into());
+            Long(name @ ("label" | "decimals" | "symbol" | "price-id" | "limit")) => {
+                opts.words.push(format!("--{name}"));
                 opts.words.push(parser.value().map_err(usage)?.string().map_err(usage)?);
             }
             Value(value) => opts.words.push(value.string().map_err(usage)?),
@@ -130,8 +133,8 @@ fn run() -> Result<(), Failure> {
         }
         ["schedule", "on"] => ("schedule", json!({ "enabled": true })),
         ["schedule", "off"] => ("schedule", json!({ "enabled": false })),
-        ["assets", "list"] => ("assets.list", json!({})),
-        ["assets", "add", id] => ("assets.add", json!({ "asset": id })),
+        ["assets", "list"] => ("assets.list", json!({ "details": true })),
+        ["assets", "add", id, options @ ..] => ("assets.add", asset_params(id, options)?),
         ["assets", "remove", id] => ("assets.remove", json!({ "asset": id })),
         ["accounts", "list"] => ("accounts.list", json!({})),
         ["accounts", "add", address] => ("accounts.add", json!({ "address": address })),
@@ -153,6 +156,10 @@ fn run() -> Result<(), Failure> {
         }
         ["logout"] => ("logout", json!({})),
         ["snapshot"] => ("snapshot", json!({})),
+        ["history"] => ("snapshots", json!({})),
+        ["history", "--limit", n] => {
+            ("snapshots", json!({ "limit": n.parse::<u64>().map_err(|_| usage("--limit takes a number"))? }))
+        }
         ["run", job, "--wait"] | ["run", "--wait", job] => {
             return run_and_wait(&mut client, &socket, job, opts.json);
         }
@@ -167,6 +174,22 @@ fn run() -> Result<(), Failure> {
         print_human(method, &result);
     }
     Ok(())
+}
+
+/// `assets add ID [--decimals N] [--symbol S] [--price-id P]` as the command's params.
+fn asset_params(id: &str, options: &[&str]) -> Result<Value, Failure> {
+    let mut params = json!({ "asset": id });
+    for pair in options.chunks(2) {
+        match pair {
+            ["--decimals", n] => {
+                params["decimals"] = json!(n.parse::<u64>().map_err(|_| usage("--decimals takes a number"))?)
+            }
+            ["--symbol", symbol] => params["symbol"] = json!(symbol),
+            ["--price-id", id] => params["price_id"] = json!(id),
+            _ => return Err(usage(&format!("assets add: unexpected {}", pair.join(" ")))),
+        }
+    }
+    Ok(params)
 }
 
 /// The password, from the terminal without echo, or the first line of stdin for scripts.
@@ -314,7 +337,9 @@ fn print_human(method: &str, result: &Value) {
                 }
             }
         }
-        ("assets.list", Value::Array(items)) => items.iter().for_each(|a| println!("{}", plain(a))),
+        ("assets.list", Value::Array(items)) => print_assets(items),
+        ("snapshot", _) => print_snapshot(result),
+        ("snapshots", Value::Array(items)) => print_history(items),
         ("accounts.list", Value::Array(items)) => {
             for account in items {
                 println!(
@@ -334,6 +359,105 @@ fn print_human(method: &str, result: &Value) {
     }
 }
 
+/// One asset per line: its id, then a token's symbol, decimals and price id.
+fn print_assets(items: &[Value]) {
+    for asset in items {
+        let mut line = plain(&asset["asset"]);
+        for (key, label) in [("symbol", ""), ("decimals", "decimals "), ("price_id", "priced as ")] {
+            if !asset[key].is_null() {
+                line.push_str(&format!("  {label}{}", plain(&asset[key])));
+            }
+        }
+        println!("{line}");
+    }
+}
+
+/// The latest snapshot as a table: asset, amount, price, value and share of the total.
+fn print_snapshot(snapshot: &Value) {
+    if snapshot["id"].is_null() {
+        println!(
+            "no snapshot yet: track an account (robinctl accounts add ADDRESS), set rpc_url, then run query_balances"
+        );
+        return;
+    }
+    let currency = plain(&snapshot["currency"]);
+    let total: f64 = plain(&snapshot["total"]).parse().unwrap_or(0.0);
+    println!(
+        "snapshot {} at {} ({currency})",
+        plain(&snapshot["id"]),
+        utc(snapshot["time"].as_i64().unwrap_or(0))
+    );
+    println!("{:<12} {:>22} {:>14} {:>16} {:>7}", "ASSET", "AMOUNT", "PRICE", "VALUE", "SHARE");
+    for entry in snapshot["entries"].as_array().into_iter().flatten() {
+        let name =
+            entry["symbol"].as_str().map_or_else(|| short_asset(&plain(&entry["asset"])), str::to_string);
+        // The share is for reading only: the exact figures are the strings beside it.
+        let share = match plain(&entry["value"]).parse::<f64>() {
+            Ok(value) if total > 0.0 => format!("{:.1}%", value / total * 100.0),
+            _ => "-".to_string(),
+        };
+        let price = if entry["price"].is_null() { "no price".to_string() } else { plain(&entry["price"]) };
+        println!(
+            "{name:<12} {:>22} {price:>14} {:>16} {share:>7}",
+            plain(&entry["amount"]),
+            plain(&entry["value"])
+        );
+    }
+    println!("{:<12} {:>22} {:>14} {:>16}", "TOTAL", "", "", plain(&snapshot["total"]));
+}
+
+/// A token's identifier cut to its contract's start, for a table column.
+fn short_asset(asset: &str) -> String {
+    match asset.strip_prefix("eip155:1/erc20:") {
+        Some(contract) => format!("{}…", &contract[..contract.len().min(10)]),
+        None => asset.to_string(),
+    }
+}
+
+/// The net value over time, oldest first, with a sparkline when a person is watching.
+fn print_history(items: &[Value]) {
+    if items.is_empty() {
+        println!("no snapshots yet");
+        return;
+    }
+    println!("{:<20} {:>18} {:<5}", "TIME (UTC)", "NET VALUE", "");
+    let mut values = Vec::with_capacity(items.len());
+    for item in items {
+        let total = plain(&item["total"]);
+        values.push(total.parse::<f64>().unwrap_or(0.0));
+        println!("{:<20} {total:>18} {}", utc(item["time"].as_i64().unwrap_or(0)), plain(&item["currency"]));
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        println!("{}", sparkline(&values));
+    }
+}
+
+/// Values as a one-line chart of block characters, lowest to highest.
+fn sparkline(values: &[f64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let (low, high) = values.iter().fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
+    let span = high - low;
+    values
+        .iter()
+        .map(|v| if span > 0.0 { BARS[(((v - low) / span) * 7.0).round() as usize] } else { BARS[3] })
+        .collect()
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS` in UTC (days to a civil date, Howard Hinnant's method).
+fn utc(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
 fn print_tasks(tasks: &Value) {
     println!("{:>6}  {:<32} {:>10}", "ID", "RUNNING", "AGE");
     for task in tasks["running"].as_array().into_iter().flatten() {
@@ -347,6 +471,20 @@ fn print_tasks(tasks: &Value) {
     println!("{:>6}  {:<32} {:>10}", "ID", "RECENT", "RESULT");
     for task in tasks["recent"].as_array().into_iter().flatten().rev().take(10) {
         println!("{:>6}  {:<32} {:>10}", plain(&task["id"]), plain(&task["name"]), plain(&task["result"]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_sparklines_read_right() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(sparkline(&[1.0, 8.0, 4.5]), "▁█▅");
+        assert_eq!(sparkline(&[5.0, 5.0]), "▄▄");
     }
 }
 

@@ -74,12 +74,15 @@ pub enum Command {
     TasksResult(TaskId),
     /// The feature flags.
     Flags,
-    /// Tracks an asset.
-    AssetsAdd(String),
+    /// Tracks an asset (a price API id, or an ERC-20 token with its details).
+    AssetsAdd(crate::db::Asset),
     /// Stops tracking an asset.
     AssetsRemove(String),
-    /// The tracked assets.
-    AssetsList,
+    /// The tracked assets: their identifiers, or with `details` their token fields too.
+    AssetsList {
+        /// Objects with `decimals`, `symbol` and `price_id` instead of identifiers.
+        details: bool,
+    },
     /// Tracks an account.
     AccountsAdd(Account),
     /// Stops tracking an account and cancels its running queries.
@@ -118,6 +121,8 @@ pub enum Command {
     Logout,
     /// The latest balance snapshot and the balances behind it.
     Snapshot,
+    /// The net value over time: snapshots' id, time, currency and total, oldest first.
+    Snapshots(crate::db::HistoryRange),
 }
 
 /// What `tasks.cancel` cancels.
@@ -144,9 +149,9 @@ pub const COMMANDS: &[(&str, Parser)] = &[
     ("tasks.cancel", parse_cancel),
     ("tasks.run", |p| Ok(Command::TasksRun(p.required_str("job")?.to_string()))),
     ("tasks.result", |p| Ok(Command::TasksResult(TaskId(p.required_u64("id")?)))),
-    ("assets.add", |p| Ok(Command::AssetsAdd(params::asset(p.required_str("asset")?)?))),
-    ("assets.remove", |p| Ok(Command::AssetsRemove(params::asset(p.required_str("asset")?)?))),
-    ("assets.list", |p| p.none(Command::AssetsList)),
+    ("assets.add", parse_assets_add),
+    ("assets.remove", |p| Ok(Command::AssetsRemove(params::asset_identifier(p.required_str("asset")?)?))),
+    ("assets.list", |p| Ok(Command::AssetsList { details: p.optional_bool("details")?.unwrap_or(false) })),
     ("accounts.add", parse_account_add),
     ("accounts.remove", |p| {
         let address = params::evm_address(p.required_str("address")?)?;
@@ -163,6 +168,7 @@ pub const COMMANDS: &[(&str, Parser)] = &[
     ("unlock", parse_unlock),
     ("logout", |p| p.none(Command::Logout)),
     ("snapshot", |p| p.none(Command::Snapshot)),
+    ("snapshots", parse_snapshots),
     ("ready", |p| p.none(Command::Ready)),
     ("broadcast", parse_broadcast),
     ("messages.add", parse_messages_add),
@@ -270,6 +276,59 @@ fn parse_tasks_end(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
         (result, None) => Ok(result.cloned().unwrap_or(Value::Null)),
     };
     Ok(Command::TasksEnd { id, outcome })
+}
+
+/// Snapshots `snapshots` returns when no `limit` is given.
+pub const DEFAULT_HISTORY_LIMIT: u32 = 1000;
+/// The most snapshots one `snapshots` call returns.
+pub const MAX_HISTORY_LIMIT: u32 = 10_000;
+/// Most decimals a token may have: robin's exact decimals carry 28 places.
+pub const MAX_TOKEN_DECIMALS: u64 = 28;
+
+fn parse_assets_add(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
+    let raw = p.required_str("asset")?;
+    let decimals = p.optional_u64("decimals")?;
+    let symbol = p.optional_str("symbol")?.map(params::symbol).transpose()?;
+    let price_id = p.optional_str("price_id")?.map(params::asset).transpose()?;
+    let Some(contract) = raw.strip_prefix(crate::db::Asset::ERC20_PREFIX) else {
+        if decimals.is_some() {
+            return Err(Invalid(format!(
+                "\"decimals\" is for tokens (\"{}<contract>\"), not '{raw}'",
+                crate::db::Asset::ERC20_PREFIX
+            )));
+        }
+        return Ok(Command::AssetsAdd(crate::db::Asset {
+            symbol,
+            price_id,
+            ..crate::db::Asset::plain(params::asset(raw)?)
+        }));
+    };
+    let contract = params::evm_address(contract)?;
+    let decimals = match decimals {
+        Some(d) if d <= MAX_TOKEN_DECIMALS => d as u32,
+        Some(d) => return Err(Invalid(format!("\"decimals\" is 0 to {MAX_TOKEN_DECIMALS}, not {d}"))),
+        None => return Err(Invalid("a token needs \"decimals\" (6 for USDC, 18 for most)".into())),
+    };
+    Ok(Command::AssetsAdd(crate::db::Asset {
+        asset: format!("{}{contract}", crate::db::Asset::ERC20_PREFIX),
+        decimals: Some(decimals),
+        symbol,
+        price_id,
+    }))
+}
+
+fn parse_snapshots(p: &Params<'_>) -> std::result::Result<Command, Invalid> {
+    let time = |name: &str| -> std::result::Result<Option<i64>, Invalid> {
+        p.optional_u64(name)?
+            .map(|t| i64::try_from(t).map_err(|_| Invalid(format!("\"{name}\" is a Unix time in seconds"))))
+            .transpose()
+    };
+    let limit = match p.optional_u64("limit")? {
+        None => DEFAULT_HISTORY_LIMIT,
+        Some(n) if (1..=u64::from(MAX_HISTORY_LIMIT)).contains(&n) => n as u32,
+        Some(n) => return Err(Invalid(format!("\"limit\" is 1 to {MAX_HISTORY_LIMIT}, not {n}"))),
+    };
+    Ok(Command::Snapshots(crate::db::HistoryRange { from: time("from")?, to: time("to")?, limit }))
 }
 
 fn parse_backup(p: &Params<'_>) -> std::result::Result<Command, Invalid> {

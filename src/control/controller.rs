@@ -235,7 +235,8 @@ impl Controller {
         match command {
             Command::AssetsAdd(asset) => Ok(json!({ "added": db.add_asset(asset).await? })),
             Command::AssetsRemove(asset) => Ok(json!({ "removed": db.remove_asset(asset).await? })),
-            Command::AssetsList => Ok(json!(db.assets().await?)),
+            Command::AssetsList { details: false } => Ok(json!(db.assets().await?)),
+            Command::AssetsList { details: true } => Ok(json!(db.asset_details().await?)),
             Command::AccountsAdd(account) => Ok(json!({ "added": db.add_account(account).await? })),
             Command::AccountsRemove { chain, address } => {
                 let removed = db.remove_account(chain, address.clone()).await?;
@@ -271,12 +272,13 @@ impl Controller {
                 let balances = db.balances().await?;
                 Ok(match db.latest_snapshot().await? {
                     Some(snapshot) => json!({
-                        "id": snapshot.id, "currency": snapshot.currency, "total": snapshot.total,
-                        "entries": snapshot.entries, "balances": balances,
+                        "id": snapshot.id, "time": snapshot.time, "currency": snapshot.currency,
+                        "total": snapshot.total, "entries": snapshot.entries, "balances": balances,
                     }),
                     None => json!({ "id": null, "balances": balances }),
                 })
             }
+            Command::Snapshots(range) => Ok(json!(db.snapshot_history(range).await?)),
             Command::Backup { path, overwrite } => {
                 let live = self.session.live_area().await;
                 db.backup(crate::db::BackupTarget { path: path.clone(), overwrite, live }, None).await?;

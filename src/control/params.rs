@@ -123,6 +123,26 @@ pub fn asset(raw: &str) -> Result<String, Invalid> {
     }
 }
 
+/// A tracked asset's identifier as `assets.remove` takes it: a plain id, or a token's
+/// `eip155:1/erc20:<contract>` (the contract lower-cased).
+pub fn asset_identifier(raw: &str) -> Result<String, Invalid> {
+    match raw.strip_prefix(crate::db::Asset::ERC20_PREFIX) {
+        Some(contract) => Ok(format!("{}{}", crate::db::Asset::ERC20_PREFIX, evm_address(contract)?)),
+        None => asset(raw),
+    }
+}
+
+/// A token's symbol: 1 to 16 characters, no spaces or control characters.
+pub fn symbol(raw: &str) -> Result<String, Invalid> {
+    let ok =
+        (1..=16).contains(&raw.chars().count()) && !raw.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(Invalid(format!("'{}' is not a symbol (1 to 16 characters, no spaces)", shown(raw))))
+    }
+}
+
 /// A chain name; only `eth` is supported so far.
 pub fn chain(raw: Option<&str>) -> Result<String, Invalid> {
     match raw.unwrap_or("eth") {

@@ -59,7 +59,7 @@ pub use connection::{DEFAULT_BUSY_TIMEOUT, Password};
 pub use error::{Error, Result};
 pub use rusqlite::{OptionalExtension, params};
 pub use schema::{MIGRATIONS, Migration, MigrationProgress};
-pub use store::{Account, Balance, Snapshot, SnapshotEntry};
+pub use store::{Account, Asset, Balance, HistoryRange, Snapshot, SnapshotEntry, SnapshotSummary};
 pub use tx::WriteTx;
 
 /// How hard SQLite syncs to disk on commit (`synchronous = "normal"|"full"` in the config file).

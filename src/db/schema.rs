@@ -69,6 +69,28 @@ pub const MIGRATIONS: &[Migration] = &[
                   PRIMARY KEY (snapshot_id, asset)
               );",
     },
+    Migration {
+        version: 4,
+        description: "tokens, unpriced snapshot entries and snapshot history by time",
+        // SQLite cannot drop NOT NULL from a column: the entries move to a new table, one row
+        // per asset per snapshot as before, clustered by snapshot (WITHOUT ROWID).
+        sql: "ALTER TABLE assets ADD COLUMN decimals INTEGER;
+              ALTER TABLE assets ADD COLUMN symbol TEXT;
+              ALTER TABLE assets ADD COLUMN price_id TEXT;
+              CREATE TABLE snapshot_entries_v4 (
+                  snapshot_id INTEGER NOT NULL REFERENCES snapshots (id) ON DELETE CASCADE,
+                  asset TEXT NOT NULL,
+                  amount TEXT NOT NULL,
+                  price TEXT,
+                  value TEXT,
+                  PRIMARY KEY (snapshot_id, asset)
+              ) WITHOUT ROWID;
+              INSERT INTO snapshot_entries_v4 (snapshot_id, asset, amount, price, value)
+                  SELECT snapshot_id, asset, amount, price, value FROM snapshot_entries;
+              DROP TABLE snapshot_entries;
+              ALTER TABLE snapshot_entries_v4 RENAME TO snapshot_entries;
+              CREATE INDEX snapshots_by_time ON snapshots (taken_at);",
+    },
 ];
 
 /// Progress of a schema upgrade, reported before each step.

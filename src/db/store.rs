@@ -19,17 +19,68 @@ pub struct Account {
 
 const LAST_RUN_PREFIX: &str = "last_run:";
 
+/// A tracked asset: a price API id such as `bitcoin`, or an ERC-20 token in rotki's form
+/// `eip155:1/erc20:<contract>` with what it takes to read and price it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Asset {
+    /// `bitcoin`, or `eip155:1/erc20:0x...` (contract lower-cased).
+    pub asset: String,
+    /// A token's decimals (its smallest units per whole token, as a power of ten).
+    pub decimals: Option<u32>,
+    /// What people call it (`USDC`).
+    pub symbol: Option<String>,
+    /// The price API id it is priced by; a plain asset is priced by its own id.
+    pub price_id: Option<String>,
+}
+
+impl Asset {
+    /// The prefix of an Ethereum mainnet ERC-20 token's identifier.
+    pub const ERC20_PREFIX: &'static str = "eip155:1/erc20:";
+
+    /// A plain asset, priced by its own id.
+    pub fn plain(id: impl Into<String>) -> Asset {
+        Asset { asset: id.into(), ..Asset::default() }
+    }
+
+    /// The token's contract address, for an ERC-20 token.
+    pub fn contract(&self) -> Option<&str> {
+        self.asset.strip_prefix(Self::ERC20_PREFIX)
+    }
+
+    /// The id the price API knows it by, if any.
+    pub fn price_key(&self) -> Option<&str> {
+        match self.contract() {
+            Some(_) => self.price_id.as_deref(),
+            None => Some(self.price_id.as_deref().unwrap_or(&self.asset)),
+        }
+    }
+}
+
+impl From<&str> for Asset {
+    fn from(id: &str) -> Asset {
+        Asset::plain(id)
+    }
+}
+
+impl From<String> for Asset {
+    fn from(id: String) -> Asset {
+        Asset::plain(id)
+    }
+}
+
 /// One asset's line in a balance snapshot. Amounts are exact decimal strings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SnapshotEntry {
-    /// The asset (CoinGecko id).
+    /// The asset (a price API id, or a token's identifier).
     pub asset: String,
+    /// Its symbol, when known (read from the tracked assets; `ETH` for ether).
+    pub symbol: Option<String>,
     /// How much of it, in whole units.
     pub amount: String,
-    /// Its price in the snapshot's currency.
-    pub price: String,
-    /// amount x price.
-    pub value: String,
+    /// Its price in the snapshot's currency; none when no price was known.
+    pub price: Option<String>,
+    /// amount x price; none without a price (and then not in the total).
+    pub value: Option<String>,
 }
 
 /// A balance snapshot: what the tracked accounts held, valued in one currency.
@@ -37,12 +88,39 @@ pub struct SnapshotEntry {
 pub struct Snapshot {
     /// Its row id; snapshots are numbered in the order they were taken.
     pub id: i64,
+    /// When it was taken (Unix seconds).
+    pub time: i64,
     /// The currency prices and values are in.
     pub currency: String,
-    /// The sum of the entries' values.
+    /// The sum of the priced entries' values.
     pub total: String,
     /// One line per asset held.
     pub entries: Vec<SnapshotEntry>,
+}
+
+/// A snapshot in the history: when, and the net value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SnapshotSummary {
+    /// Its row id.
+    pub id: i64,
+    /// When it was taken (Unix seconds).
+    pub time: i64,
+    /// The currency of the total.
+    pub currency: String,
+    /// The net value of the priced holdings.
+    pub total: String,
+}
+
+/// Which snapshots the history holds: taken from `from` to `to` (Unix seconds, inclusive),
+/// the latest `limit` of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryRange {
+    /// The earliest time, inclusive.
+    pub from: Option<i64>,
+    /// The latest time, inclusive.
+    pub to: Option<i64>,
+    /// At most this many (the latest ones in the range).
+    pub limit: u32,
 }
 
 /// A native balance at a block.
@@ -63,10 +141,23 @@ pub struct Balance {
 }
 
 impl Database {
-    /// Tracks an asset; false if it was tracked already.
-    pub async fn add_asset(&self, asset: String) -> Result<bool> {
+    /// Tracks an asset, or updates a tracked one's token details; false if it was tracked
+    /// already.
+    pub async fn add_asset(&self, asset: impl Into<Asset>) -> Result<bool> {
+        let asset = asset.into();
         self.write(move |tx| {
-            Ok(tx.execute("INSERT OR IGNORE INTO assets (identifier) VALUES (?1)", [asset])? == 1)
+            let existed: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM assets WHERE identifier = ?1)",
+                [&asset.asset],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO assets (identifier, decimals, symbol, price_id) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (identifier) DO UPDATE
+                 SET decimals = excluded.decimals, symbol = excluded.symbol, price_id = excluded.price_id",
+                params![asset.asset, asset.decimals, asset.symbol, asset.price_id],
+            )?;
+            Ok(!existed)
         })
         .await
     }
@@ -76,11 +167,20 @@ impl Database {
         self.write(move |tx| Ok(tx.execute("DELETE FROM assets WHERE identifier = ?1", [asset])? == 1)).await
     }
 
-    /// The tracked assets, sorted.
+    /// The tracked assets' identifiers, sorted.
     pub async fn assets(&self) -> Result<Vec<String>> {
+        Ok(self.asset_details().await?.into_iter().map(|a| a.asset).collect())
+    }
+
+    /// The tracked assets with their token details, sorted by identifier.
+    pub async fn asset_details(&self) -> Result<Vec<Asset>> {
         self.read(|tx| {
-            let mut stmt = tx.prepare("SELECT identifier FROM assets ORDER BY identifier")?;
-            Ok(stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?)
+            let mut stmt =
+                tx.prepare("SELECT identifier, decimals, symbol, price_id FROM assets ORDER BY identifier")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Asset { asset: r.get(0)?, decimals: r.get(1)?, symbol: r.get(2)?, price_id: r.get(3)? })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
     }
@@ -167,8 +267,9 @@ impl Database {
         .await
     }
 
-    /// Stores balances and, in the same transaction, a snapshot valued in `currency`: either
-    /// all of it is committed or none (a cancelled job leaves no partial snapshot).
+    /// Stores balances and, in the same transaction, a snapshot valued in `currency` (entries
+    /// without a price keep `price` and `value` empty): either all of it is committed or none
+    /// (a cancelled job leaves no partial snapshot).
     pub async fn store_balances_and_snapshot(
         &self,
         balances: Vec<Balance>,
@@ -218,22 +319,70 @@ impl Database {
         .await
     }
 
-    /// The latest snapshot.
+    /// The latest snapshot, its entries sorted by value (unpriced last), then asset.
     pub async fn latest_snapshot(&self) -> Result<Option<Snapshot>> {
         self.read(|tx| {
             let head = tx
-                .query_row("SELECT id, currency, total FROM snapshots ORDER BY id DESC LIMIT 1", [], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-                })
+                .query_row(
+                    "SELECT id, taken_at, currency, total FROM snapshots ORDER BY id DESC LIMIT 1",
+                    [],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                        ))
+                    },
+                )
                 .optional()?;
-            let Some((id, currency, total)) = head else { return Ok(None) };
+            let Some((id, time, currency, total)) = head else { return Ok(None) };
             let mut stmt = tx.prepare(
-                "SELECT asset, amount, price, value FROM snapshot_entries WHERE snapshot_id = ?1 ORDER BY asset",
+                // Ether is held through accounts, often without being tracked as an asset.
+                "SELECT e.asset, COALESCE(a.symbol, CASE e.asset WHEN 'ethereum' THEN 'ETH' END),
+                        e.amount, e.price, e.value
+                 FROM snapshot_entries e LEFT JOIN assets a ON a.identifier = e.asset
+                 WHERE e.snapshot_id = ?1 ORDER BY e.asset",
             )?;
-            let entries = stmt
-                .query_map([id], |r| Ok(SnapshotEntry { asset: r.get(0)?, amount: r.get(1)?, price: r.get(2)?, value: r.get(3)? }))?
+            let mut entries = stmt
+                .query_map([id], |r| {
+                    Ok(SnapshotEntry {
+                        asset: r.get(0)?,
+                        symbol: r.get(1)?,
+                        amount: r.get(2)?,
+                        price: r.get(3)?,
+                        value: r.get(4)?,
+                    })
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(Some(Snapshot { id, currency, total, entries }))
+            entries.sort_by(|a, b| by_value(b).cmp(&by_value(a)).then_with(|| a.asset.cmp(&b.asset)));
+            Ok(Some(Snapshot { id, time, currency, total, entries }))
+        })
+        .await
+    }
+
+    /// The net value over time: the snapshots in `range`, oldest first.
+    pub async fn snapshot_history(&self, range: HistoryRange) -> Result<Vec<SnapshotSummary>> {
+        self.read(move |tx| {
+            // The latest `limit` in the range (by the time index), then oldest first.
+            let mut stmt = tx.prepare(
+                "SELECT id, taken_at, currency, total FROM snapshots
+                 WHERE taken_at >= ?1 AND taken_at <= ?2 ORDER BY taken_at DESC, id DESC LIMIT ?3",
+            )?;
+            let from = range.from.unwrap_or(i64::MIN);
+            let to = range.to.unwrap_or(i64::MAX);
+            let mut rows = stmt
+                .query_map(params![from, to, range.limit], |r| {
+                    Ok(SnapshotSummary {
+                        id: r.get(0)?,
+                        time: r.get(1)?,
+                        currency: r.get(2)?,
+                        total: r.get(3)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.reverse();
+            Ok(rows)
         })
         .await
     }
@@ -276,6 +425,11 @@ impl Database {
         })
         .await
     }
+}
+
+/// An entry's value for sorting: unpriced entries (and unreadable values) sort last.
+fn by_value(entry: &SnapshotEntry) -> Option<rust_decimal::Decimal> {
+    entry.value.as_deref().and_then(|v| v.parse().ok())
 }
 
 fn insert_balances(tx: &super::WriteTx<'_>, balances: &[Balance]) -> Result<()> {

@@ -25,6 +25,16 @@ pub enum Error {
         /// What was wrong with its answer.
         problem: String,
     },
+    /// A token's `balanceOf` call failed or returned something that is not a balance.
+    #[error("could not read the balance of {token} for {account}: {why}")]
+    TokenCall {
+        /// The token's identifier.
+        token: String,
+        /// The account asked about.
+        account: String,
+        /// What went wrong.
+        why: String,
+    },
     /// A balance or value does not fit robin's exact arithmetic.
     #[error("{0} overflows")]
     Overflow(&'static str),

@@ -1,5 +1,5 @@
 //! `query_prices`: current prices of the tracked assets from a CoinGecko-compatible API.
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::str::FromStr;
 
@@ -17,22 +17,36 @@ pub async fn query_prices(ctx: Rc<JobContext>) -> Result<Value> {
     let db = ctx.database()?;
     let currency = setting(&db, "main_currency", "USD").await?;
     let base = setting(&db, "price_api_url", "https://api.coingecko.com/api/v3").await?;
-    let mut assets: BTreeSet<String> = db.assets().await?.into_iter().collect();
-    if !db.accounts().await?.is_empty() {
-        assets.insert(NATIVE_ASSET.to_string());
+    // Each price id with the assets it prices (a token is priced by its `price_id`).
+    let mut priced: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for asset in db.asset_details().await? {
+        match asset.price_key() {
+            Some(id) => priced.entry(id.to_string()).or_default().push(asset.asset.clone()),
+            None => log::warn!("query_prices: {} has no price_id; it cannot be priced", asset.asset),
+        }
     }
-    let assets: Vec<String> = assets.into_iter().collect();
-    let progress = ctx.tasks.progress(PRICES, assets.len() as u64);
+    if !db.accounts().await?.is_empty() {
+        let ether = priced.entry(NATIVE_ASSET.to_string()).or_default();
+        if !ether.iter().any(|a| a == NATIVE_ASSET) {
+            ether.push(NATIVE_ASSET.to_string());
+        }
+    }
+    let ids: Vec<&String> = priced.keys().collect();
+    let progress = ctx.tasks.progress(PRICES, ids.len() as u64);
     let vs = currency.to_ascii_lowercase();
     let mut prices = Vec::new();
-    for batch in assets.chunks(PRICE_BATCH) {
+    for batch in ids.chunks(PRICE_BATCH) {
+        let list: Vec<&str> = batch.iter().map(|id| id.as_str()).collect();
         let url =
-            format!("{}/simple/price?ids={}&vs_currencies={vs}", base.trim_end_matches('/'), batch.join(","));
+            format!("{}/simple/price?ids={}&vs_currencies={vs}", base.trim_end_matches('/'), list.join(","));
         let quotes: HashMap<String, HashMap<String, serde_json::Number>> = ctx.http.get_json(&url).await?;
-        for asset in batch {
-            match quotes.get(asset).and_then(|q| q.get(&vs)).and_then(decimal_of) {
-                Some(price) => prices.push((asset.clone(), price.normalize().to_string())),
-                None => log::warn!("query_prices: no {currency} price for {asset}"),
+        for id in batch {
+            match quotes.get(*id).and_then(|q| q.get(&vs)).and_then(decimal_of) {
+                Some(price) => {
+                    let price = price.normalize().to_string();
+                    prices.extend(priced[*id].iter().map(|asset| (asset.clone(), price.clone())));
+                }
+                None => log::warn!("query_prices: no {currency} price for {id}"),
             }
         }
         progress.advance(batch.len() as u64);

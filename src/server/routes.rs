@@ -81,13 +81,14 @@ async fn api_route(
         ("GET", "/ping") => respond(controller.execute(Command::Ping, caller).await),
         ("GET", "/messages") => respond(controller.execute(Command::Messages, caller).await),
         ("GET", "/tasks") => respond(controller.execute(Command::TasksIds, caller).await),
+        ("GET", "/snapshots") => snapshots_route(request, controller, caller).await,
         ("PUT", "/tasks/scheduler") => scheduler_route(&request.body, controller, caller).await,
         ("POST", "/tasks/trigger") => trigger_route(&request.body, controller, caller).await,
         (_, "/tasks/scheduler") => method_not_allowed("PUT"),
         (_, "/tasks/trigger") => method_not_allowed("POST"),
         ("POST", "/control") => control_request(&request.body, controller, caller).await,
         (_, "/control") => method_not_allowed("POST"),
-        (_, "/ping" | "/messages" | "/tasks") => method_not_allowed("GET"),
+        (_, "/ping" | "/messages" | "/tasks" | "/snapshots") => method_not_allowed("GET"),
         (method, path) if path.starts_with("/tasks/") => {
             task_route(method, &path["/tasks/".len()..], controller, caller).await
         }
@@ -109,6 +110,25 @@ async fn control_request(body: &[u8], controller: &Controller, caller: &Caller) 
         Err(err) => return error_response(&err),
     };
     respond(controller.execute(command, caller).await)
+}
+
+/// `GET /api/1/snapshots?from=T&to=T&limit=N`: the net value over time, as the `snapshots`
+/// command gives it (the query's numbers are its params).
+async fn snapshots_route(request: &Request, controller: &Controller, caller: &Caller) -> Response {
+    let mut params = serde_json::Map::new();
+    for name in ["from", "to", "limit"] {
+        let Some(raw) = request.query_param(name) else { continue };
+        match raw.parse::<u64>() {
+            Ok(number) => params.insert(name.to_string(), number.into()),
+            Err(_) => {
+                return Response::error(400, &format!("\"{name}\" must be a whole number, not '{raw}'"));
+            }
+        };
+    }
+    match Command::parse("snapshots", Some(&Value::Object(params))) {
+        Ok(command) => respond(controller.execute(command, caller).await),
+        Err(err) => error_response(&err),
+    }
 }
 
 /// The JSON body of a request, or the 400 that says why it is not one.

@@ -63,7 +63,18 @@ impl Drop for FakeHttp {
 }
 
 /// The price each known asset has in EUR; others are unknown to the fake API.
-pub const EUR_PRICES: &[(&str, &str)] = &[("ethereum", "2000.5"), ("bitcoin", "40000.25")];
+pub const EUR_PRICES: &[(&str, &str)] =
+    &[("ethereum", "2000.5"), ("bitcoin", "40000.25"), ("usd-coin", "0.92"), ("dai", "0.91")];
+/// A 6-decimal token: every address holds 2.5 of it (2,500,000 units).
+pub const USDC: &str = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48";
+/// An 18-decimal token: every address holds 10.25 of it.
+pub const DAI: &str = "0x6b175474e89094c44da98b954eedeac495271d0f";
+/// A contract whose `balanceOf` reverts.
+pub const REVERTING: &str = "0x000000000000000000000000000000000000dead";
+/// An address that is not a contract: `eth_call` returns `0x`.
+pub const NOT_A_TOKEN: &str = "0x000000000000000000000000000000000000beef";
+/// A 0-decimal token every address holds 7 of, with no price at the fake API.
+pub const UNPRICED: &str = "0x1111111111111111111111111111111111111111";
 /// Every address holds 1.5 ETH, in wei.
 pub const WEI_PER_ADDRESS: u128 = 1_500_000_000_000_000_000;
 
@@ -87,6 +98,25 @@ fn json_rpc(body: &[u8]) -> Vec<u8> {
                 serde_json::json!({ "number": "0x10", "timestamp": "0x65000000" })
             }
             Some("eth_getBalance") => serde_json::json!(format!("0x{WEI_PER_ADDRESS:x}")),
+            Some("eth_call") => {
+                let target = call["params"][0]["to"].as_str().unwrap_or_default();
+                let data = call["params"][0]["data"].as_str().unwrap_or_default();
+                assert!(
+                    data.starts_with("0x70a08231") && data.len() == 10 + 64,
+                    "balanceOf(address): {data}"
+                );
+                let units: u128 = match target {
+                    USDC => 2_500_000,
+                    DAI => 10_250_000_000_000_000_000,
+                    UNPRICED => 7,
+                    REVERTING => {
+                        let error = serde_json::json!({ "code": 3, "message": "execution reverted" });
+                        return serde_json::json!({ "jsonrpc": "2.0", "id": call["id"], "error": error });
+                    }
+                    _ => return serde_json::json!({ "jsonrpc": "2.0", "id": call["id"], "result": "0x" }),
+                };
+                serde_json::json!(format!("0x{units:064x}"))
+            }
             _ => serde_json::Value::Null,
         };
         serde_json::json!({ "jsonrpc": "2.0", "id": call["id"], "result": result })
