@@ -16,7 +16,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ws_fanout_report import LOAD, PYTHON, RELEASE, ROOT, free_port, run_case, status_kib  # noqa: E402
+from ws_fanout_report import LOAD, PYTHON, ROOT, free_port, run_case, start_robind, status_kib  # noqa: E402
 
 CLIENTS, MESSAGES, SIZE = 100, 2000, 100
 SENDER = os.path.join(ROOT, "bench", "bridge_sender.py")
@@ -25,10 +25,7 @@ SENDER = os.path.join(ROOT, "bench", "bridge_sender.py")
 def run_bridge(pipelined):
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        env = dict(os.environ, HOME=tmp, ROBIN_LOG="warn")
-        daemon = subprocess.Popen([os.path.join(RELEASE, "robind"), "--listen", f"127.0.0.1:{port}",
-                                   "--data-dir", f"{tmp}/d", "--runtime-dir", f"{tmp}/r"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+        daemon = start_robind(tmp, port)
         try:
             ready = json.loads(daemon.stdout.readline())
             load = subprocess.Popen([LOAD, "--port", str(port), "--clients", str(CLIENTS), "--timeout", "300"],

@@ -57,14 +57,20 @@ def run_case(name: str, clients: int, messages: int, size: int, rate=None) -> di
         server.wait(timeout=30)
 
 
+def start_robind(tmp: str, port: int) -> subprocess.Popen:
+    """The release robind on 127.0.0.1:port with its directories in tmp; its ready line is the
+    first line of its stdout."""
+    env = dict(os.environ, HOME=tmp, ROBIN_LOG="warn")
+    return subprocess.Popen([os.path.join(RELEASE, "robind"), "--listen", f"127.0.0.1:{port}",
+                             "--data-dir", f"{tmp}/d", "--runtime-dir", f"{tmp}/r"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+
+
 def idle_per_connection(clients: int) -> dict:
     """robind's resident memory per idle WebSocket connection."""
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        env = dict(os.environ, HOME=tmp, ROBIN_LOG="warn")
-        daemon = subprocess.Popen([os.path.join(RELEASE, "robind"), "--listen", f"127.0.0.1:{port}",
-                                   "--data-dir", f"{tmp}/d", "--runtime-dir", f"{tmp}/r"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+        daemon = start_robind(tmp, port)
         try:
             daemon.stdout.readline()
             time.sleep(1.0)

@@ -53,6 +53,7 @@ pub mod lockfile;
 pub mod logging;
 pub mod notifier;
 pub mod outbound;
+pub mod ownership;
 pub mod peers;
 pub mod runtime;
 pub mod server;

@@ -78,18 +78,11 @@ pub enum Error {
 /// delete the database or swap it for another. Readable by others is allowed (the database
 /// files themselves are 0600).
 fn check_private(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(dir).map_err(|source| Error::Io { dir: dir.to_path_buf(), source })?;
-    let unsafe_dir = |reason| Error::UnsafeDir { dir: dir.to_path_buf(), reason };
-    let ours = rustix::process::geteuid().as_raw();
-    if meta.uid() != ours {
-        return Err(unsafe_dir(format!("belongs to uid {}, not to robind's uid {ours}", meta.uid())));
+    match crate::ownership::shared_reason(&meta) {
+        Some(reason) => Err(Error::UnsafeDir { dir: dir.to_path_buf(), reason }),
+        None => Ok(()),
     }
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(unsafe_dir(format!("is writable by other users (mode {mode:04o})")));
-    }
-    Ok(())
 }
 
 fn pid_text(pid: Option<u32>) -> String {

@@ -130,8 +130,9 @@ fn utc_timestamp(time: SystemTime) -> String {
     )
 }
 
-/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm (also robinctl's
+/// dates).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -25,18 +25,8 @@ const NOBODY: u32 = 65534;
 /// Another local user: hostile in some tests, allowed (then revoked) in another.
 const OTHER: u32 = 4242;
 
-/// False (and says so) when the tests may be skipped; panics when they must run but cannot.
 fn privileged() -> bool {
-    if rustix::process::getuid().is_root() {
-        return true;
-    }
-    if std::env::var_os("ROBIN_SKIP_PRIVILEGED_TESTS").is_some() {
-        eprintln!("hostile_users: skipped (ROBIN_SKIP_PRIVILEGED_TESTS is set)");
-        return false;
-    }
-    panic!(
-        "these tests run clients as other users and need root; set ROBIN_SKIP_PRIVILEGED_TESTS=1 to skip them"
-    );
+    support::privileged("hostile_users")
 }
 
 /// `python3 -c SCRIPT ARGS` as `uid`, with piped stdin and stdout; killed when dropped.

@@ -180,7 +180,8 @@ fn tokens_are_read_at_the_same_block_and_valued_exactly() {
     assert_eq!(result["total"], "6024.755", "{result}");
     assert_eq!(result["unpriced"], json!([format!("eip155:1/erc20:{UNPRICED}")]));
     let snapshot = w.ex.block_on(w.db.latest_snapshot()).unwrap().unwrap();
-    let rows: Vec<(Option<&str>, &str, Option<&str>, Option<&str>)> = snapshot
+    type Row<'a> = (Option<&'a str>, &'a str, Option<&'a str>, Option<&'a str>);
+    let rows: Vec<Row> = snapshot
         .entries
         .iter()
         .map(|e| (e.symbol.as_deref(), e.amount.as_str(), e.price.as_deref(), e.value.as_deref()))

@@ -15,18 +15,8 @@ const NOBODY: u32 = 65534;
 /// A user the owner allows (no /etc/passwd entry is needed to run as a uid).
 const FRIEND: u32 = 4242;
 
-/// False (and says so) when the tests may be skipped; panics when they must run but cannot.
 fn privileged() -> bool {
-    if rustix::process::getuid().is_root() {
-        return true;
-    }
-    if std::env::var_os("ROBIN_SKIP_PRIVILEGED_TESTS").is_some() {
-        eprintln!("other_users: skipped (ROBIN_SKIP_PRIVILEGED_TESTS is set)");
-        return false;
-    }
-    panic!(
-        "these tests run clients as other users and need root; set ROBIN_SKIP_PRIVILEGED_TESTS=1 to skip them"
-    );
+    support::privileged("other_users")
 }
 
 /// Runs `program ARGS` as `uid`.

@@ -380,33 +380,19 @@ class _Tracker:
         task was cancelled or cannot be reported."""
         if self.task_id is None or self.cancelled:
             return False
-        params = {"id": self.task_id, "processed": processed}
-        if total is not None:
-            params["total"] = total
-        return self.bridge._send("tasks.progress", params) is not None and not self.cancelled
+        return self.bridge._send("tasks.progress", _progress_params(self, processed, total)) is not None and not self.cancelled
 
     # -- begin and end --------------------------------------------------------------------
 
-    def _begin_params(self):
-        params = {"name": self.name, "exception_is_error": self.exception_is_error}
-        if self.total is not None:
-            params["total"] = self.total
-        return params
-
     def _begin(self):
-        result = self.bridge._send("tasks.begin", self._begin_params())
+        result = self.bridge._send("tasks.begin", _begin_params(self))
         self.task_id = None if result is None else result.get("task_id")
         return self
 
     def _end(self, result=None, error=None):
         if self.task_id is None or self.cancelled:
             return
-        params = {"id": self.task_id}
-        if error is not None:
-            params["error"] = error
-        else:
-            params["result"] = _jsonable(result)
-        self.bridge._send("tasks.end", params)
+        self.bridge._send("tasks.end", _end_params(self, result, error))
 
     def __enter__(self):
         return self._begin()
@@ -457,6 +443,26 @@ class _Tracker:
                 return result
 
         return run
+
+
+def _begin_params(tracker):
+    params = {"name": tracker.name, "exception_is_error": tracker.exception_is_error}
+    if tracker.total is not None:
+        params["total"] = tracker.total
+    return params
+
+
+def _progress_params(tracker, processed, total):
+    params = {"id": tracker.task_id, "processed": processed}
+    if total is not None:
+        params["total"] = total
+    return params
+
+
+def _end_params(tracker, result, error):
+    if error is not None:
+        return {"id": tracker.task_id, "error": error}
+    return {"id": tracker.task_id, "result": _jsonable(result)}
 
 
 def _jsonable(value):
@@ -574,27 +580,18 @@ class _AsyncTracker:
     async def progress(self, processed, total=None):
         if self.task_id is None or self.cancelled:
             return False
-        params = {"id": self.task_id, "processed": processed}
-        if total is not None:
-            params["total"] = total
+        params = _progress_params(self, processed, total)
         return await self.bridge._send("tasks.progress", params) is not None and not self.cancelled
 
     async def _end(self, result=None, error=None):
         if self.task_id is None or self.cancelled:
             return
-        params = {"id": self.task_id}
-        if error is not None:
-            params["error"] = error
-        else:
-            params["result"] = _jsonable(result)
+        params = _end_params(self, result, error)
         self.task_id = None  # ended once: a later __aexit__ has nothing left to do
         await self.bridge._send("tasks.end", params)
 
     async def __aenter__(self):
-        params = {"name": self.name, "exception_is_error": self.exception_is_error}
-        if self.total is not None:
-            params["total"] = self.total
-        result = await self.bridge._send("tasks.begin", params)
+        result = await self.bridge._send("tasks.begin", _begin_params(self))
         self.task_id = None if result is None else result.get("task_id")
         return self
 

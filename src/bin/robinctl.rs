@@ -443,18 +443,10 @@ fn sparkline(values: &[f64]) -> String {
         .collect()
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS` in UTC (days to a civil date, Howard Hinnant's method).
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS` in UTC.
 fn utc(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = robin::logging::civil_from_days(days);
     format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60)
 }
 
@@ -474,6 +466,15 @@ fn print_tasks(tasks: &Value) {
     }
 }
 
+/// A JSON value as a person reads it: strings without quotes, null as "-".
+fn plain(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,14 +486,5 @@ mod tests {
         assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
         assert_eq!(sparkline(&[1.0, 8.0, 4.5]), "▁█▅");
         assert_eq!(sparkline(&[5.0, 5.0]), "▄▄");
-    }
-}
-
-/// A JSON value as a person reads it: strings without quotes, null as "-".
-fn plain(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
     }
 }

@@ -407,7 +407,7 @@ mod tests {
         assert!(err.to_string().starts_with("unknown method 'pnig' (known: ping, status, flags"), "{err}");
         assert!(
             err.to_string().ends_with(
-                "snapshot, ready, broadcast, messages.add, tasks.begin, tasks.progress, tasks.end)"
+                "snapshots, ready, broadcast, messages.add, tasks.begin, tasks.progress, tasks.end)"
             ),
             "{err}"
         );

@@ -389,9 +389,10 @@ mod tests {
 
     #[test]
     fn data_commands_need_a_database() {
-        let err =
-            futures_lite::future::block_on(controller().execute(Command::AssetsList, &Caller::default()))
-                .unwrap_err();
+        let err = futures_lite::future::block_on(
+            controller().execute(Command::AssetsList { details: false }, &Caller::default()),
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::NoDatabase), "{err}");
     }
 }

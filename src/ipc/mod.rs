@@ -38,7 +38,7 @@
 //! [`OWNER_RESERVED`] of the [`MAX_CONNECTIONS`] slots kept for the owner. A reload that stops
 //! allowing a user closes that user's open clients, subscribers included.
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -172,15 +172,10 @@ pub fn secure_dir(dir: &Path) -> Result<()> {
     if !meta.is_dir() {
         return Err(unsafe_dir("is not a directory".into()));
     }
-    let ours = rustix::process::geteuid().as_raw();
-    if meta.uid() != ours {
-        return Err(unsafe_dir(format!("belongs to uid {}, not to robind's uid {ours}", meta.uid())));
+    match crate::ownership::shared_reason(&meta) {
+        Some(reason) => Err(unsafe_dir(reason)),
+        None => Ok(()),
     }
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(unsafe_dir(format!("is writable by other users (mode {mode:04o})")));
-    }
-    Ok(())
 }
 
 /// Serves the control protocol on a bound listener.
@@ -333,8 +328,9 @@ async fn serve_requests(
     let mut line = Vec::new();
     loop {
         line.clear();
-        // Between requests, notifications (a cancelled task) go out as they come. `read_line`
-        // keeps what it consumed in `line`, so giving way to a notification loses nothing.
+        // Between requests, notifications (a cancelled task) go out as they come, before a
+        // request that is already waiting: its answer may depend on them ("not open"). `line`
+        // keeps what `read_line` consumed, so giving way to a notification loses nothing.
         let read = loop {
             let next = async { Next::Line(read_line(&mut reader, &mut line, MAX_LINE_BYTES).await) };
             let notice = async {
@@ -343,7 +339,7 @@ async fn serve_requests(
                     Err(_) => std::future::pending().await,
                 }
             };
-            let Some(event) = crate::runtime::timeout(idle_timeout, next.or(notice)).await else {
+            let Some(event) = crate::runtime::timeout(idle_timeout, notice.or(next)).await else {
                 log::debug!("ipc: closing a client idle for {idle_timeout:?}");
                 return;
             };

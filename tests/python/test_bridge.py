@@ -193,7 +193,7 @@ def test_a_cancelled_task_is_told_to_its_client(robind):
         deadline = time.monotonic() + PATIENCE
         while task.progress(2) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert task.cancelled
+        assert task.cancelled, (bridge.stats(), bridge._cancelled, task.task_id)
     # Cancelled, so no outcome is kept for the task API, and it is no longer pending.
     assert robind.get("/api/1/tasks")["pending"] == []
     assert task.task_id not in [t["id"] for t in bridge.call("tasks.list")["running"]]

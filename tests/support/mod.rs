@@ -31,6 +31,22 @@ pub fn standalone_controller() -> robin::control::Controller {
     )
 }
 
+/// Whether tests that run clients as other users (`setpriv`, which needs root) may run: true
+/// as root; false (and says so) when ROBIN_SKIP_PRIVILEGED_TESTS asks to skip them; otherwise
+/// they fail, so that a green run never hides that they did not run.
+pub fn privileged(suite: &str) -> bool {
+    if rustix::process::getuid().is_root() {
+        return true;
+    }
+    if std::env::var_os("ROBIN_SKIP_PRIVILEGED_TESTS").is_some() {
+        eprintln!("{suite}: skipped (ROBIN_SKIP_PRIVILEGED_TESTS is set)");
+        return false;
+    }
+    panic!(
+        "these tests run clients as other users and need root; set ROBIN_SKIP_PRIVILEGED_TESTS=1 to skip them"
+    );
+}
+
 /// How long a test waits for the daemon to become ready or to exit before failing.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
