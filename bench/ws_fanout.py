@@ -15,6 +15,10 @@ import time
 
 from websockets.asyncio.server import broadcast, serve
 
+# robin's frames are compact JSON; so are the peer's (and the load generator looks for
+# `"value":"bench_done"` without spaces). robin's also carry `,"seq":N`, about 10 bytes more.
+COMPACT = (",", ":")
+
 
 async def main(opts: argparse.Namespace) -> None:
     clients = set()
@@ -41,9 +45,10 @@ async def main(opts: argparse.Namespace) -> None:
                     await asyncio.sleep(delay)
             value = f"seq={seq} t={time.time_ns()} {pad}"
             message = {"type": "legacy", "data": {"verbosity": "warning", "value": value}}
-            broadcast(clients, json.dumps(message))
+            broadcast(clients, json.dumps(message, separators=COMPACT))
             await asyncio.sleep(0)
-        broadcast(clients, json.dumps({"type": "legacy", "data": {"verbosity": "warning", "value": "bench_done"}}))
+        done = {"type": "legacy", "data": {"verbosity": "warning", "value": "bench_done"}}
+        broadcast(clients, json.dumps(done, separators=COMPACT))
         await asyncio.sleep(1)
 
 

@@ -194,3 +194,71 @@ fn external_tasks_need_a_connection_of_their_own() {
     let both = call(&sandbox, "tasks.end", json!({"id": 0, "result": 1, "error": "e"}));
     assert!(both["error"]["message"].as_str().unwrap().contains("not both"), "{both}");
 }
+
+#[test]
+fn clients_tasks_never_hold_up_robins_own_jobs() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(sandbox.command());
+    let mut client = Connection::open(&sandbox.socket());
+    // More open tasks than the scheduler's limit (2), one named like a job.
+    for name in ["db_backup", "import_csv", "sync_kraken"] {
+        assert!(client.call("tasks.begin", json!({"name": name}))["result"]["task_id"].is_u64());
+    }
+    let run = call(&sandbox, "tasks.run", json!({"job": "db_backup"}));
+    let id = run["result"]["task_id"].as_u64().unwrap_or_else(|| panic!("robin's job was held up: {run}"));
+    let outcome = finished_outcome(&daemon, id);
+    assert_eq!(outcome["status_code"], 200, "{outcome}");
+}
+
+#[test]
+fn a_client_is_bounded_in_open_tasks_message_size_and_progress_rate() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(sandbox.command());
+    let mut client = Connection::open(&sandbox.socket());
+    for i in 0..robin::control::link::MAX_TASKS_PER_LINK {
+        let begun = client.call("tasks.begin", json!({"name": format!("t{i}")}));
+        assert!(begun["result"]["task_id"].is_u64(), "{begun}");
+    }
+    let refused = client.call("tasks.begin", json!({"name": "one too many"}));
+    assert!(refused["error"]["message"].as_str().unwrap().contains("256 tasks open"), "{refused}");
+    let big = "x".repeat(8 * 1024 + 1);
+    let refused = call(&sandbox, "messages.add", json!({"verbosity": "error", "value": big}));
+    assert!(refused["error"]["message"].as_str().unwrap().contains("longer than 8192 bytes"), "{refused}");
+
+    // A tight loop of progress reports, changing the total each time, reaches the UI as the
+    // first and the last only (the loop takes far less than the 250 ms rate limit).
+    // Ending one makes room again.
+    assert_eq!(client.call("tasks.end", json!({"id": 0, "result": null}))["result"], true);
+    smol::block_on(async {
+        use async_tungstenite::tungstenite::Message;
+        use futures_lite::StreamExt;
+        let mut ws = support::notifier_loop::connect(daemon.ready["ws"].as_str().unwrap()).await;
+        let id =
+            client.call("tasks.begin", json!({"name": "tight_loop", "total": 1000}))["result"]["task_id"]
+                .as_u64()
+                .unwrap();
+        for processed in 1..=200u64 {
+            let total = if processed % 2 == 0 { 1000 } else { 1001 };
+            client.call("tasks.progress", json!({"id": id, "processed": processed, "total": total}));
+        }
+        client.call("tasks.end", json!({"id": id, "result": null}));
+        client.call(
+            "broadcast",
+            json!({"type": "legacy", "data": {"verbosity": "warning", "value": "marker"}}),
+        );
+        let mut reports = Vec::new();
+        loop {
+            let Some(Ok(Message::Text(text))) = ws.next().await else { panic!("socket closed") };
+            let message: Value = serde_json::from_str(text.as_str()).unwrap();
+            if message["data"]["value"] == "marker" {
+                break;
+            }
+            if message["data"]["subtype"] == "task_status" && message["data"]["task_id"] == id {
+                reports.push(message["data"]["processed"].as_u64().unwrap());
+            }
+        }
+        assert!(reports.len() <= 3, "rate-limited to first, last (and at most one between): {reports:?}");
+        assert_eq!(reports.first(), Some(&0), "{reports:?}");
+        assert_eq!(reports.last(), Some(&1000), "the end reports the whole: {reports:?}");
+    });
+}

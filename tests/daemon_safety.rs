@@ -218,6 +218,9 @@ fn a_data_directory_others_can_write_is_refused_and_files_are_private_under_any_
         };
     }
     let daemon = Daemon::start(cmd);
+    // Whatever else robind creates is private too: it runs with umask 077.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid())).unwrap();
+    assert!(status.lines().any(|l| l == "Umask:\t0077"), "{status}");
     let reply = ipc_call(&sandbox.socket(), r#"{"id":1,"method":"assets.add","params":{"asset":"bitcoin"}}"#);
     assert_eq!(reply["result"]["added"], true, "{reply}");
     for name in ["robin.db", "robin.db-wal", "robin.db-shm", "robind.lock"] {

@@ -568,3 +568,26 @@ fn schema_4_keeps_every_snapshot_of_schema_3_and_lets_entries_go_unpriced() {
     let history = block_on(db.snapshot_history(range)).unwrap();
     assert_eq!(history.iter().map(|s| s.id).collect::<Vec<_>>(), vec![2]);
 }
+
+#[test]
+fn a_database_others_could_read_is_made_private_when_opened() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, path) = fresh();
+    let wal = path.with_file_name("robin.db-wal");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // What an older robind under umask 022 left behind.
+    block_on(block_on(Database::open(&path, None, Options::default())).unwrap().close());
+    if !wal.exists() {
+        std::fs::write(&wal, b"").unwrap(); // an empty log: nothing to replay
+    }
+    for file in [&path, &wal] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let db = block_on(Database::open(&path, None, Options::default())).unwrap();
+    assert_eq!((mode(&path), mode(&wal)), (0o600, 0o600));
+    block_on(db.close());
+    // A new database is created private, whatever the umask.
+    let new = path.with_file_name("new.sqlite");
+    block_on(block_on(Database::open(&new, None, Options::default())).unwrap().close());
+    assert_eq!(mode(&new), 0o600);
+}

@@ -291,18 +291,6 @@ fn request(daemon: &Daemon, text: &str) -> (u16, String, Value) {
 fn the_task_routes_rotkis_ui_calls() {
     let sandbox = Sandbox::new();
     let daemon = Daemon::start(sandbox.command());
-    let put = |body: &str| {
-        format!(
-            "PUT /api/1/tasks/scheduler HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-    };
-    let (status, _, body) = request(&daemon, &put(r#"{"enabled": true}"#));
-    assert_eq!((status, body), (200, json!({"result": {"enabled": true}, "message": ""})));
-    assert_eq!(call(&sandbox, "status", json!({}))["result"]["scheduler"]["should_schedule"], true);
-    let (status, _, _) = request(&daemon, &put(r#"{"enabled": "yes"}"#));
-    assert_eq!(status, 400);
-
     let post = |body: &str| {
         format!(
             "POST /api/1/tasks/trigger HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -320,6 +308,20 @@ fn the_task_routes_rotkis_ui_calls() {
     assert_eq!(status, 400);
     let message = body["message"].as_str().unwrap();
     assert!(message.contains("unknown job 'historical_balance_processing' (known: db_backup"), "{message}");
+
+    // Last: once scheduling is on, the scheduler may start db_backup itself, and a trigger
+    // would then be told it is already running.
+    let put = |body: &str| {
+        format!(
+            "PUT /api/1/tasks/scheduler HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let (status, _, body) = request(&daemon, &put(r#"{"enabled": true}"#));
+    assert_eq!((status, body), (200, json!({"result": {"enabled": true}, "message": ""})));
+    assert_eq!(call(&sandbox, "status", json!({}))["result"]["scheduler"]["should_schedule"], true);
+    let (status, _, _) = request(&daemon, &put(r#"{"enabled": "yes"}"#));
+    assert_eq!(status, 400);
 
     let (status, body) = support::http_get(daemon.http_addr(), "/api/1/tasks/4242");
     assert_eq!(

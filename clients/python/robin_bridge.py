@@ -31,6 +31,7 @@ directory (``ROBIN_RUNTIME_DIR``, ``runtime_dir`` in ``ROBIN_CONFIG``'s file on 
 """
 
 import asyncio
+import decimal
 import functools
 import inspect
 import itertools
@@ -162,14 +163,42 @@ def _remaining(deadline):
     return left
 
 
-def _decode_reply(line, expected_id, on_notification):
-    """The reply to ``expected_id`` in ``line``; None for a notification (handled)."""
+class _NotJson(Exception):
+    """A request that cannot be sent: its params are not JSON."""
+
+
+def _json_default(value):
+    # Amounts in rotki's payloads are decimal strings; a Decimal is sent as one.
+    if isinstance(value, decimal.Decimal) and value.is_finite():
+        return str(value)
+    raise TypeError("{!r} is not JSON".format(value))
+
+
+def _request_line(request_id, method, params):
+    """One request as a line; _NotJson when the params cannot be JSON (NaN, an object)."""
+    try:
+        text = json.dumps({"id": request_id, "method": method, "params": params}, allow_nan=False, default=_json_default)
+    except (TypeError, ValueError) as err:
+        raise _NotJson(str(err)) from None
+    return text.encode() + b"\n"
+
+
+def _decode_reply(line, expected_id, abandoned, on_notification):
+    """The reply to ``expected_id`` in ``line``; None for a notification (handled) or the late
+    answer of a call that gave up waiting (skipped)."""
     message = json.loads(line)
+    if not isinstance(message, dict):
+        raise _Unavailable("an answer that is not a JSON object")
     if "method" in message and "id" not in message:
         on_notification(message)
         return None
+    if message.get("id") in abandoned:
+        abandoned.discard(message.get("id"))
+        return None
     if message.get("id") != expected_id:
         raise _Unavailable("an answer out of order")
+    if "error" in message and not isinstance(message["error"], dict):
+        raise _Unavailable("an error answer without code and message")
     return message
 
 
@@ -191,6 +220,7 @@ class Bridge:
         self._counters = _Counters()
         self._outage = _Outage()
         self._cancelled = set()
+        self._abandoned = set()
 
     # -- the public API -------------------------------------------------------------------
 
@@ -265,37 +295,59 @@ class Bridge:
             self._lock.release()
 
     def _send_many_locked(self, requests, deadline):
+        results = [None] * len(requests)
         if self._outage.waiting():
             for _ in requests:
                 self._counters.add("dropped")
-            return [None] * len(requests)
+            return results
+        # Requests that cannot be JSON are the caller's mistake: refused here, logged, counted.
+        lines, sendable = [], []
+        for index, (method, params) in enumerate(requests):
+            request_id = next(self._ids)
+            try:
+                lines.append(_request_line(request_id, method, params))
+                sendable.append((index, method, request_id))
+            except _NotJson as err:
+                self._counters.add("refused")
+                log.error("cannot send %s: %s", method, err)
+        if not sendable:
+            return results
+        replies = []
         try:
             sock = self._connection(deadline)
-            ids = []
-            payload = bytearray()
-            for method, params in requests:
-                request_id = next(self._ids)
-                ids.append(request_id)
-                payload += json.dumps({"id": request_id, "method": method, "params": params}).encode() + b"\n"
             sock.settimeout(_remaining(deadline))
-            sock.sendall(payload)
-            replies = [self._read_reply(request_id, deadline) for request_id in ids]
-        except (OSError, _Unavailable, ValueError) as err:
+            sock.sendall(b"".join(lines))
+        except (OSError, _Unavailable) as err:
+            # A write that failed half way leaves the stream unusable.
             self._drop_connection()
-            self._outage.failed(err)
-            for _ in requests:
-                self._counters.add("dropped")
-            return [None] * len(requests)
-        self._outage.recovered()
-        results = []
-        for (method, _), reply in zip(requests, replies):
+            return self._dropped(sendable, results, err)
+        try:
+            for _, _, request_id in sendable:
+                replies.append(self._read_reply(request_id, deadline))
+        except (socket.timeout, _Unavailable, OSError, ValueError) as err:
+            if isinstance(err, socket.timeout) or str(err) == "no answer in time":
+                # robind is slow, not gone: keep the connection (and the tasks it owns), and
+                # skip the late answers when they come.
+                self._abandoned.update(request_id for _, _, request_id in sendable[len(replies):])
+            else:
+                self._drop_connection()
+            self._dropped(sendable[len(replies):], results, err)
+            sendable = sendable[: len(replies)]
+        else:
+            self._outage.recovered()
+        for (index, method, _), reply in zip(sendable, replies):
             if "error" in reply:
                 self._counters.add("refused")
                 log.error("robind refused %s: %s", method, reply["error"].get("message"))
-                results.append(None)
             else:
                 self._counters.add("sent")
-                results.append(reply.get("result"))
+                results[index] = reply.get("result")
+        return results
+
+    def _dropped(self, sendable, results, why):
+        self._outage.failed(why)
+        for _ in sendable:
+            self._counters.add("dropped")
         return results
 
     def _call_locked(self, method, params):
@@ -304,8 +356,10 @@ class Bridge:
             sock = self._connection(deadline)
             request_id = next(self._ids)
             sock.settimeout(_remaining(deadline))
-            sock.sendall(json.dumps({"id": request_id, "method": method, "params": params}).encode() + b"\n")
+            sock.sendall(_request_line(request_id, method, params))
             reply = self._read_reply(request_id, deadline)
+        except _NotJson as err:
+            raise RobinError(-32602, "the params are not JSON: {}".format(err)) from None
         except (OSError, ValueError) as err:
             self._drop_connection()
             raise _Unavailable(str(err)) from None
@@ -341,13 +395,13 @@ class Bridge:
                 self._buffer += chunk
                 end = self._buffer.find(b"\n")
             line, self._buffer = self._buffer[:end], self._buffer[end + 1 :]
-            reply = _decode_reply(line, request_id, self._on_notification)
+            reply = _decode_reply(line, request_id, self._abandoned, self._on_notification)
             if reply is not None:
                 return reply
 
     def _on_notification(self, message):
-        if message.get("method") == "task_cancelled":
-            task_id = message.get("params", {}).get("task_id")
+        if message.get("method") == "task_cancelled" and isinstance(message.get("params"), dict):
+            task_id = message["params"].get("task_id")
             self._cancelled.add(task_id)
             log.info("robind cancelled task %s", task_id)
 
@@ -358,6 +412,7 @@ class Bridge:
             finally:
                 self._sock = None
                 self._buffer = b""
+                self._abandoned.clear()
 
 
 class _Tracker:
@@ -486,6 +541,7 @@ class AsyncBridge:
         self._counters = _Counters()
         self._outage = _Outage()
         self._cancelled = set()
+        self._abandoned = set()
 
     async def broadcast_ws_message(self, message_type, data):
         result = await self._send("broadcast", {"type": message_type, "data": data})
@@ -504,8 +560,7 @@ class AsyncBridge:
         return self._counters.snapshot()
 
     async def close(self):
-        async with self._lock:
-            await self._drop_connection()
+        await self._drop_connection()
 
     async def __aenter__(self):
         return self
@@ -514,45 +569,69 @@ class AsyncBridge:
         await self.close()
 
     async def _send(self, method, params):
-        async with self._lock:
+        deadline = time.monotonic() + self.timeout
+        request_id = next(self._ids)
+        try:
+            line = _request_line(request_id, method, params)
+        except _NotJson as err:
+            self._counters.add("refused")
+            log.error("cannot send %s: %s", method, err)
+            return None
+        try:
+            # The wait for the connection counts against the same timeout as the call.
+            await asyncio.wait_for(self._lock.acquire(), self.timeout)
+        except asyncio.TimeoutError:
+            self._counters.add("dropped")
+            return None
+        try:
             if self._outage.waiting():
                 self._counters.add("dropped")
                 return None
             try:
-                reply = await asyncio.wait_for(self._exchange(method, params), self.timeout)
-            except (OSError, asyncio.TimeoutError, _Unavailable, ValueError) as err:
-                await self._drop_connection()
+                left = max(deadline - time.monotonic(), 0.001)
+                reply = await asyncio.wait_for(self._exchange(request_id, line), left)
+            except asyncio.TimeoutError as err:
+                # Slow, not gone: the connection (and the tasks it owns) stays; the late
+                # answer is skipped when it comes.
+                self._abandoned.add(request_id)
                 self._outage.failed(err or "no answer in time")
                 self._counters.add("dropped")
                 return None
-            self._outage.recovered()
-            if "error" in reply:
-                self._counters.add("refused")
-                log.error("robind refused %s: %s", method, reply["error"].get("message"))
+            except (OSError, _Unavailable, ValueError) as err:
+                await self._drop_connection()
+                self._outage.failed(err)
+                self._counters.add("dropped")
                 return None
-            self._counters.add("sent")
-            return reply.get("result")
+        finally:
+            self._lock.release()
+        self._outage.recovered()
+        if "error" in reply:
+            self._counters.add("refused")
+            log.error("robind refused %s: %s", method, reply["error"].get("message"))
+            return None
+        self._counters.add("sent")
+        return reply.get("result")
 
-    async def _exchange(self, method, params):
+    async def _exchange(self, request_id, line):
         if self._streams is None:
             self._streams = await asyncio.open_unix_connection(self.socket_path, limit=MAX_LINE)
         reader, writer = self._streams
-        request_id = next(self._ids)
-        writer.write(json.dumps({"id": request_id, "method": method, "params": params}).encode() + b"\n")
+        writer.write(line)
         await writer.drain()
         while True:
             line = await reader.readline()
             if not line:
                 raise _Unavailable("robind closed the connection")
-            reply = _decode_reply(line, request_id, self._on_notification)
+            reply = _decode_reply(line, request_id, self._abandoned, self._on_notification)
             if reply is not None:
                 return reply
 
     def _on_notification(self, message):
-        if message.get("method") == "task_cancelled":
-            self._cancelled.add(message.get("params", {}).get("task_id"))
+        if message.get("method") == "task_cancelled" and isinstance(message.get("params"), dict):
+            self._cancelled.add(message["params"].get("task_id"))
 
     async def _drop_connection(self):
+        self._abandoned.clear()
         if self._streams is not None:
             _, writer = self._streams
             self._streams = None

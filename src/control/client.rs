@@ -103,6 +103,14 @@ impl Client {
         Ok(stream.set_write_timeout(Some(limit))?)
     }
 
+    /// Who answers on the socket, as the kernel says: `(pid, uid)` of the process that
+    /// created the listening socket.
+    pub fn peer(&self) -> Result<(u32, u32), Error> {
+        let cred =
+            rustix::net::sockopt::socket_peercred(self.reader.get_ref()).map_err(std::io::Error::from)?;
+        Ok((cred.pid.as_raw_nonzero().get() as u32, cred.uid.as_raw()))
+    }
+
     /// No time limit on reads (for `watch`).
     pub fn wait_forever(&mut self) -> Result<(), Error> {
         Ok(self.reader.get_ref().set_read_timeout(None)?)

@@ -108,7 +108,8 @@ impl Link {
                 Err(_) => Err(CLIENT_WENT_AWAY.to_string()),
             }
         };
-        let options = SpawnOptions { exception_is_error, keep_result: true, ..SpawnOptions::default() };
+        let options =
+            SpawnOptions { exception_is_error, keep_result: true, external: true, ..SpawnOptions::default() };
         let handle = tasks.spawn_and_track(name.clone(), work, options);
         let id = handle.id();
         number.set(Some(id));
@@ -139,12 +140,10 @@ impl Link {
                 });
             }
         };
-        if open.progress.as_ref().is_none_or(|p| p.total() != total) {
-            open.progress = Some(progress_sink.start(id, &open.name, total));
-        }
-        if let Some(progress) = &open.progress {
-            progress.set_processed(processed);
-        }
+        // One counter per task, so that a client changing the total is rate-limited too.
+        let progress = open.progress.get_or_insert_with(|| progress_sink.start(id, &open.name, total));
+        progress.set_total(total);
+        progress.set_processed(processed);
         Ok(())
     }
 

@@ -75,10 +75,11 @@ pub(super) fn stdin_lifeline() -> Result<async_channel::Receiver<&'static str>> 
 }
 
 /// The ready line of the healthy robind holding `dir`, marked as not ours; an error that says
-/// what to do when the holder does not answer within [`ATTACH_TIMEOUT`].
+/// what to do when the holder does not answer within [`ATTACH_TIMEOUT`]. The whole exchange
+/// runs on a thread of its own under one deadline: a holder whose backlog is full blocks
+/// `connect`, and one that trickles its answer resets every per-read timeout.
 pub(super) fn attach(config: &Config, dir: &Path, owner: &Owner) -> Result<ReadyLine> {
     let socket = owner.control_socket.clone().unwrap_or_else(|| config.ipc_socket_path());
-    let deadline = Instant::now() + ATTACH_TIMEOUT;
     let not_answering = |why: String| Error::NotAnswering {
         dir: dir.to_path_buf(),
         pid: owner.pid,
@@ -86,16 +87,18 @@ pub(super) fn attach(config: &Config, dir: &Path, owner: &Owner) -> Result<Ready
         socket: socket.clone(),
         why,
     };
-    let mut line = loop {
-        match ask_ready(&socket, deadline) {
-            Ok(line) => break line,
-            // The owner may not have bound its socket yet; it has until the deadline.
-            Err(Attempt::Again(why)) if Instant::now() + ATTACH_RETRY < deadline => {
-                log::debug!("attach: {why}; trying again");
-                std::thread::sleep(ATTACH_RETRY);
-            }
-            Err(Attempt::Again(why) | Attempt::Failed(why)) => return Err(not_answering(why)),
-        }
+    let (done, outcome) = std::sync::mpsc::channel();
+    let (path, expected_pid) = (socket.clone(), owner.pid);
+    std::thread::Builder::new()
+        .name("robind-attach".into())
+        .spawn(move || {
+            let _ = done.send(ask_until(&path, expected_pid, Instant::now() + ATTACH_TIMEOUT));
+        })
+        .map_err(|err| Error::Companion(format!("cannot start the attach thread: {err}")))?;
+    let mut line = match outcome.recv_timeout(ATTACH_TIMEOUT + ATTACH_RETRY) {
+        Ok(Ok(line)) => line,
+        Ok(Err(why)) => return Err(not_answering(why)),
+        Err(_) => return Err(not_answering(format!("no answer within {ATTACH_TIMEOUT:?}"))),
     };
     if !same_dir(&line.data_dir, dir) {
         return Err(Error::Companion(format!(
@@ -111,14 +114,45 @@ pub(super) fn attach(config: &Config, dir: &Path, owner: &Owner) -> Result<Ready
     Ok(line)
 }
 
+/// Asks `socket` for the ready line until `deadline`, trying again while the holder is still
+/// binding its socket.
+fn ask_until(
+    socket: &Path,
+    expected_pid: Option<u32>,
+    deadline: Instant,
+) -> std::result::Result<ReadyLine, String> {
+    loop {
+        match ask_ready(socket, expected_pid, deadline) {
+            Ok(line) => return Ok(line),
+            Err(Attempt::Again(why)) if Instant::now() + ATTACH_RETRY < deadline => {
+                log::debug!("attach: {why}; trying again");
+                std::thread::sleep(ATTACH_RETRY);
+            }
+            Err(Attempt::Again(why) | Attempt::Failed(why)) => return Err(why),
+        }
+    }
+}
+
 /// Why one try at the control socket failed: worth another try, or not.
 enum Attempt {
     Again(String),
     Failed(String),
 }
 
-fn ask_ready(socket: &Path, deadline: Instant) -> Result<ReadyLine, Attempt> {
+fn ask_ready(
+    socket: &Path,
+    expected_pid: Option<u32>,
+    deadline: Instant,
+) -> std::result::Result<ReadyLine, Attempt> {
     let mut client = Client::connect(socket).map_err(|err| Attempt::Again(err.to_string()))?;
+    // Only the lock's holder, running as this user, is believed: not a socket someone else
+    // left at that path.
+    // (root too: a socket systemd made for a socket-activated robind is root's.)
+    let (_, uid) = client.peer().map_err(|err| Attempt::Failed(err.to_string()))?;
+    let ours = rustix::process::geteuid().as_raw();
+    if uid != ours && uid != 0 {
+        return Err(Attempt::Failed(format!("the socket belongs to uid {uid}, not to robind's uid {ours}")));
+    }
     let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
     client.set_timeout(left).map_err(|err| Attempt::Failed(err.to_string()))?;
     let answer = client.call("ready", serde_json::json!({})).map_err(|err| match err {
@@ -129,7 +163,16 @@ fn ask_ready(socket: &Path, deadline: Instant) -> Result<ReadyLine, Attempt> {
         }
         other => Attempt::Failed(other.to_string()),
     })?;
-    serde_json::from_value(answer).map_err(|err| Attempt::Failed(format!("unreadable ready line: {err}")))
+    let line: ReadyLine = serde_json::from_value(answer)
+        .map_err(|err| Attempt::Failed(format!("unreadable ready line: {err}")))?;
+    // The lock file names its holder: a robind answering for another pid is not it.
+    if expected_pid.is_some_and(|holder| holder != line.pid) {
+        return Err(Attempt::Failed(format!(
+            "the socket is served by robind pid {}, not by the lock's holder",
+            line.pid
+        )));
+    }
+    Ok(line)
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {

@@ -274,13 +274,13 @@ struct Admission {
 }
 
 async fn serve_client(stream: Async<UnixStream>, controller: Rc<Controller>, admission: Admission) {
-    let mut writer = &stream;
+    let writer = &stream;
     let uid = match peers::unix_peer_uid(stream.get_ref()) {
         Ok(uid) => uid,
         Err(err) => {
             let reason = format!("cannot read peer credentials: {err}");
             log::warn!("ipc: refused a client: {reason}");
-            let _ = writer.write_all(&error_line(&Value::Null, CODE_INVALID_REQUEST, &reason)).await;
+            let _ = write_within(writer, &error_line(&Value::Null, CODE_INVALID_REQUEST, &reason)).await;
             return;
         }
     };
@@ -288,7 +288,7 @@ async fn serve_client(stream: Async<UnixStream>, controller: Rc<Controller>, adm
         if let Some(note) = admission.refusals.admit(uid, std::time::Instant::now()) {
             log::warn!("ipc: refused a client: {reason}{note}");
         }
-        let _ = writer.write_all(&error_line(&Value::Null, CODE_INVALID_REQUEST, &reason)).await;
+        let _ = write_within(writer, &error_line(&Value::Null, CODE_INVALID_REQUEST, &reason)).await;
         return;
     }
     let privileged = admission.policy.is_owner(uid);
@@ -296,7 +296,7 @@ async fn serve_client(stream: Async<UnixStream>, controller: Rc<Controller>, adm
         Ok(slot) => slot,
         Err(full) => {
             let message = format!("too many clients: {full}");
-            let _ = writer.write_all(&error_line(&Value::Null, CODE_INVALID_REQUEST, &message)).await;
+            let _ = write_within(writer, &error_line(&Value::Null, CODE_INVALID_REQUEST, &message)).await;
             return;
         }
     };
@@ -323,7 +323,7 @@ async fn serve_requests(
     notifications: async_channel::Receiver<Value>,
     idle_timeout: Duration,
 ) {
-    let mut writer = &stream;
+    let writer = &stream;
     let mut reader = BufReader::new(&stream);
     let mut line = Vec::new();
     loop {
@@ -345,7 +345,7 @@ async fn serve_requests(
             };
             match event {
                 Next::Notice(notification) => {
-                    if writer.write_all(&notification).await.is_err() {
+                    if !write_within(writer, &notification).await {
                         return;
                     }
                 }
@@ -357,7 +357,7 @@ async fn serve_requests(
                 Reply::Nothing => continue,
                 Reply::Line(reply) => reply,
                 Reply::Subscribe { ack, since } => {
-                    if writer.write_all(&ack).await.is_err() {
+                    if !write_within(writer, &ack).await {
                         return;
                     }
                     drop(reader);
@@ -366,12 +366,12 @@ async fn serve_requests(
             },
             Ok(LineRead::TooLong) => {
                 let message = format!("request line longer than {MAX_LINE_BYTES} bytes");
-                let _ = writer.write_all(&error_line(&Value::Null, CODE_INVALID_REQUEST, &message)).await;
+                let _ = write_within(writer, &error_line(&Value::Null, CODE_INVALID_REQUEST, &message)).await;
                 return;
             }
             Ok(LineRead::Eof) | Err(_) => return,
         };
-        if writer.write_all(&reply).await.is_err() {
+        if !write_within(writer, &reply).await {
             return;
         }
     }
@@ -418,6 +418,19 @@ pub async fn handle_line(line: &[u8], controller: &Controller, caller: &Caller) 
         Ok(request) => Reply::Line(to_line(&controller.answer(request, caller).await)),
         Err(error) => Reply::Line(to_line(&error)),
     }
+}
+
+/// How long a client may leave an answer unread before it is closed: one that stops reading
+/// must not keep its slot (and its open tasks) for ever.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Writes all of `bytes` within [`WRITE_TIMEOUT`]; false when the client is gone or too slow.
+async fn write_within(mut writer: &Async<UnixStream>, bytes: &[u8]) -> bool {
+    let written = crate::runtime::timeout(WRITE_TIMEOUT, writer.write_all(bytes)).await;
+    if written.is_none() {
+        log::debug!("ipc: closing a client that took nothing for {WRITE_TIMEOUT:?}");
+    }
+    matches!(written, Some(Ok(())))
 }
 
 fn error_line(id: &Value, code: i64, message: &str) -> Vec<u8> {

@@ -60,11 +60,16 @@ pub struct SpawnOptions {
     pub delay: Option<Duration>,
     /// Keep the result for `GET /api/1/tasks/<id>` (rotki's `async_query`). Default false.
     pub keep_result: bool,
+    /// Run by a client outside the daemon (`tasks.begin`): listed, cancelled and kept like
+    /// the daemon's own, but invisible to [`TaskManager::own_count`] and
+    /// [`TaskManager::has_own_task`], so that no client can hold up the daemon's scheduler.
+    /// Default false.
+    pub external: bool,
 }
 
 impl Default for SpawnOptions {
     fn default() -> Self {
-        SpawnOptions { exception_is_error: true, delay: None, keep_result: false }
+        SpawnOptions { exception_is_error: true, delay: None, keep_result: false, external: false }
     }
 }
 
@@ -151,6 +156,8 @@ pub(super) struct Live {
     exception_is_error: bool,
     /// The outcome is kept for the API.
     keep_result: bool,
+    /// Run by a client (see [`SpawnOptions::external`]).
+    external: bool,
     pub(super) run: Run,
     /// Where the outcome goes for the handle's waiters.
     slot: Rc<OutcomeSlot>,
@@ -269,6 +276,7 @@ impl TaskManager {
             started: Instant::now(),
             exception_is_error: options.exception_is_error,
             keep_result: options.keep_result,
+            external: options.external,
             run,
             slot: slot.clone(),
         };
@@ -292,6 +300,17 @@ impl TaskManager {
     /// progress sink.
     pub fn progress(&self, topic: &'static str, total: u64) -> Progress {
         Progress::new(topic, total, self.inner.on_progress.clone())
+    }
+
+    /// Whether one of the daemon's own live tasks (not a client's) has a name starting with
+    /// `prefix`: what the scheduler asks before it starts a job.
+    pub fn has_own_task(&self, prefix: &str) -> bool {
+        self.inner.live.borrow().values().any(|live| !live.external && live.name.starts_with(prefix))
+    }
+
+    /// How many of the daemon's own tasks are live (clients' tasks are not counted).
+    pub fn own_count(&self) -> usize {
+        self.inner.live.borrow().values().filter(|live| !live.external).count()
     }
 
     /// Whether a live task's name starts with `prefix` (rotki's `has_task`).

@@ -25,7 +25,7 @@ pub struct Progress {
     /// What the work is.
     topic: &'static str,
     /// Units to do.
-    total: u64,
+    total: Cell<u64>,
     /// Units done.
     processed: Cell<u64>,
     /// When the last report went out.
@@ -42,7 +42,13 @@ impl std::fmt::Debug for Progress {
 
 impl Progress {
     pub(crate) fn new(topic: &'static str, total: u64, sink: ProgressSink) -> Progress {
-        let progress = Progress { topic, total, processed: Cell::new(0), last_sent: Cell::new(None), sink };
+        let progress = Progress {
+            topic,
+            total: Cell::new(total),
+            processed: Cell::new(0),
+            last_sent: Cell::new(None),
+            sink,
+        };
         progress.send();
         progress
     }
@@ -55,17 +61,23 @@ impl Progress {
     /// Records that `processed` units are done in all (a client counting for itself); reports
     /// like [`advance`](Self::advance).
     pub fn set_processed(&self, processed: u64) {
-        let processed = processed.min(self.total);
+        let processed = processed.min(self.total.get());
         self.processed.set(processed);
         let due = self.last_sent.get().is_none_or(|at| at.elapsed() >= PROGRESS_INTERVAL);
-        if due || processed == self.total {
+        if due || processed == self.total.get() {
             self.send();
         }
     }
 
     /// Units to do.
     pub fn total(&self) -> u64 {
-        self.total
+        self.total.get()
+    }
+
+    /// Changes how many units there are to do; the next report says so (under the same rate
+    /// limit: a changing total does not make reports more frequent).
+    pub fn set_total(&self, total: u64) {
+        self.total.set(total);
     }
 
     /// Units done so far.
@@ -75,7 +87,11 @@ impl Progress {
 
     fn send(&self) {
         self.last_sent.set(Some(Instant::now()));
-        (self.sink)(ProgressReport { topic: self.topic, total: self.total, processed: self.processed.get() });
+        (self.sink)(ProgressReport {
+            topic: self.topic,
+            total: self.total.get(),
+            processed: self.processed.get(),
+        });
     }
 }
 

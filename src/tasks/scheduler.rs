@@ -260,13 +260,13 @@ impl Scheduler {
         fastrand::shuffle(&mut due);
         let mut spawned = Vec::new();
         for index in due {
-            if self.manager.count() >= self.max_tasks.get() {
+            if self.manager.own_count() >= self.max_tasks.get() {
                 break;
             }
             let (name, futures) = {
                 let jobs = self.jobs.borrow();
                 let job = &jobs[index].job;
-                if self.manager.has_task(&job.name) {
+                if self.manager.has_own_task(&job.name) {
                     continue; // never overlaps itself
                 }
                 (job.name.clone(), (job.maybe)())
@@ -295,7 +295,7 @@ impl Scheduler {
             let job = jobs.iter().find(|s| s.job.name == name).ok_or_else(|| {
                 RunNowError::UnknownJob(name.to_string(), jobs.iter().map(|s| s.job.name.clone()).collect())
             })?;
-            if self.manager.has_task(name) {
+            if self.manager.has_own_task(name) {
                 return Err(RunNowError::AlreadyRunning(name.to_string()));
             }
             (job.job.maybe)()

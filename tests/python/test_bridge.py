@@ -244,3 +244,108 @@ def test_the_asyncio_api(robind):
 
     stats = asyncio.run(asyncio.wait_for(main(), PATIENCE))
     assert stats == {"sent": 4, "dropped": 0, "refused": 0}
+
+
+def test_a_short_stall_drops_calls_but_keeps_the_tasks(robind):
+    bridge = robin_bridge.Bridge(robind.socket, timeout=0.3)
+    with bridge.track("survives_a_stall", total=3) as task:
+        assert task.progress(1)
+        robind.process.send_signal(signal.SIGSTOP)
+        try:
+            assert not task.progress(2)  # times out: dropped, not raised
+        finally:
+            time.sleep(0.5)
+            robind.process.send_signal(signal.SIGCONT)
+        time.sleep(robin_bridge.RETRY_AFTER)  # past the retry window, robind answers again
+        assert task.progress(3)
+    outcome = robind.task_outcome(task.task_id)
+    assert outcome["status_code"] == 200, outcome  # not "the client went away"
+    assert bridge.stats()["dropped"] == 1
+
+
+def test_values_that_are_not_json_are_refused_not_raised(robind, caplog):
+    import decimal
+
+    bridge = robin_bridge.Bridge(robind.socket)
+    with connect(robind.ready["ws"], open_timeout=PATIENCE) as ws:
+        time.sleep(0.1)
+        data = {"subtype": "csv_import_result", "source_name": "kraken", "total": 1, "processed": 1, "messages": []}
+        assert bridge.broadcast_ws_message("progress_updates", data) is not None
+        with caplog.at_level(logging.ERROR, logger="robin_bridge"):
+            assert bridge.broadcast_ws_message("legacy", {"verbosity": "error", "value": float("nan")}) is None
+            assert bridge.broadcast_ws_message("legacy", {"verbosity": "error", "value": object()}) is None
+        assert "cannot send broadcast" in caplog.text
+        # A Decimal goes as the decimal string rotki's payloads use.
+        assert bridge.broadcast_ws_message("legacy", {"verbosity": "warning", "value": decimal.Decimal("1.50")}) is not None
+        frames = [json.loads(f) for f in ws_messages(ws, 2)]
+    assert frames[1]["data"]["value"] == "1.50"
+    assert bridge.stats() == {"sent": 2, "dropped": 0, "refused": 2}
+
+
+def _fake_robind(path, answer):
+    """A Unix socket server answering each request line with `answer(request)` (bytes)."""
+    import socket as sockets
+    import threading
+
+    server = sockets.socket(sockets.AF_UNIX)
+    server.bind(path)
+    server.listen(8)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=lambda c=conn: _answer_lines(c, answer), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server
+
+
+def _answer_lines(conn, answer):
+    with conn:
+        for line in conn.makefile("rb"):
+            reply = answer(json.loads(line))
+            if reply is not None:
+                conn.sendall(reply)
+
+
+def test_garbage_from_the_socket_never_raises_into_the_caller(tmp_path):
+    replies = iter([b"[1, 2]\n", b'{"id": 2, "error": "flat"}\n', b"not json\n", b'"a string"\n'])
+    server = _fake_robind(str(tmp_path / "fake.sock"), lambda request: next(replies, b"\n"))
+    try:
+        for _ in range(4):
+            bridge = robin_bridge.Bridge(str(tmp_path / "fake.sock"), timeout=0.5)
+            assert bridge.broadcast_ws_message("legacy", {"verbosity": "error", "value": "x"}) is None
+            assert bridge.stats()["dropped"] == 1
+
+        async def main():
+            async with robin_bridge.AsyncBridge(str(tmp_path / "fake.sock"), timeout=0.5) as bridge:
+                return await bridge.add_error("y"), bridge.stats()
+
+        assert asyncio.run(main()) == (False, {"sent": 0, "dropped": 1, "refused": 0})
+    finally:
+        server.close()
+
+
+def test_the_asyncio_timeout_bounds_each_call_even_when_calls_queue(tmp_path):
+    def slowly(request):
+        time.sleep(0.4)
+        return json.dumps({"id": request["id"], "result": {"seq": 1}}).encode() + b"\n"
+
+    server = _fake_robind(str(tmp_path / "slow.sock"), slowly)
+
+    async def main():
+        async with robin_bridge.AsyncBridge(str(tmp_path / "slow.sock"), timeout=1.0) as bridge:
+            started = time.monotonic()
+            calls = [bridge.broadcast_ws_message("legacy", {"verbosity": "error", "value": str(i)}) for i in range(10)]
+            await asyncio.gather(*calls)
+            return time.monotonic() - started, bridge.stats()
+
+    try:
+        took, stats = asyncio.run(asyncio.wait_for(main(), PATIENCE))
+    finally:
+        server.close()
+    assert took < 1.0 + 0.8, took  # every call gave up by its own deadline; slack for a busy machine
+    assert stats["sent"] >= 1 and stats["sent"] + stats["dropped"] == 10, stats
