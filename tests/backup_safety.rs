@@ -307,9 +307,17 @@ fn the_daemons_own_files_are_never_a_backup_target() {
     }
     cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped());
     cmd.stderr(std::fs::File::create(&log).unwrap());
-    let mut child = cmd.spawn().unwrap();
+    /// Stops the copy however the test ends.
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Running(cmd.spawn().unwrap());
     let mut ready = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut ready)
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.0.stdout.take().unwrap()), &mut ready)
         .unwrap();
     assert!(ready.contains("\"event\":\"ready\""), "{ready}");
 
@@ -333,6 +341,4 @@ fn the_daemons_own_files_are_never_a_backup_target() {
     assert_eq!((std::fs::read(&exe).unwrap(), std::fs::read(&config).unwrap()), before);
     let text = std::fs::read_to_string(&log).expect("the log is still text");
     assert!(text.contains("ready"), "{text}");
-    let _ = child.kill();
-    let _ = child.wait();
 }
