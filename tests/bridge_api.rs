@@ -262,3 +262,46 @@ fn a_client_is_bounded_in_open_tasks_message_size_and_progress_rate() {
         assert_eq!(reports.last(), Some(&1000), "the end reports the whole: {reports:?}");
     });
 }
+
+#[test]
+fn a_pipelining_client_does_not_starve_the_websocket_clients() {
+    use async_tungstenite::tungstenite::Message;
+    use futures_lite::StreamExt;
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(sandbox.command());
+    // Three times a WebSocket client's queue (1024), written at once: without turns for the
+    // writers between requests, the queue overflows and the client is closed as too slow.
+    let count = 3 * 1024;
+    smol::block_on(async {
+        let mut ws = support::notifier_loop::connect(daemon.ready["ws"].as_str().unwrap()).await;
+        let socket = sandbox.socket();
+        let writer = std::thread::spawn(move || {
+            let mut stream = UnixStream::connect(socket).unwrap();
+            let mut lines = String::new();
+            for i in 0..count {
+                let value = format!("flood {i}");
+                let request = json!({"id": i, "method": "broadcast", "params": {"type": "legacy", "data": {"verbosity": "warning", "value": value}}});
+                lines.push_str(&format!("{request}\n"));
+            }
+            // Answers are read as they come, or robind would wait on a client not reading.
+            let mut answers = BufReader::new(stream.try_clone().unwrap());
+            let reader = std::thread::spawn(move || {
+                (0..count).all(|_| {
+                    let mut line = String::new();
+                    answers.read_line(&mut line).is_ok_and(|n| n > 0)
+                })
+            });
+            stream.write_all(lines.as_bytes()).unwrap();
+            reader.join().unwrap()
+        });
+        let mut received = 0;
+        while received < count {
+            match ws.next().await {
+                Some(Ok(Message::Text(_))) => received += 1,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("the WebSocket client was cut off after {received} messages: {other:?}"),
+            }
+        }
+        assert!(writer.join().unwrap(), "every request was answered");
+    });
+}

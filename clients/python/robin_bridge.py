@@ -457,6 +457,7 @@ class _Tracker:
             self._end(result=None)
         else:
             self._end(error="{}: {}".format(kind.__name__, value))
+        self.bridge._cancelled.discard(self.task_id)  # done with it: the set stays small
         return False
 
     async def __aenter__(self):

@@ -374,6 +374,9 @@ async fn serve_requests(
         if !write_within(writer, &reply).await {
             return;
         }
+        // Pipelined requests are already in the buffer, so nothing above has to wait: give
+        // the other tasks (WebSocket writers above all) their turn before the next one.
+        futures_lite::future::yield_now().await;
     }
 }
 

@@ -295,6 +295,8 @@ async fn serve_requests(mut stream: Async<TcpStream>, peer: SocketAddr, shared: 
         if !write_within(&mut stream, &bytes, limits.write_timeout).await || !keep_alive {
             return;
         }
+        // A pipelining client must not keep the loop from everyone else.
+        futures_lite::future::yield_now().await;
     }
 }
 
