@@ -46,21 +46,41 @@ def run_bridge(pipelined):
             daemon.wait(timeout=10)
 
 
+RUNS = 5
+
+
+def median_run(runs, key):
+    """The run with the median `key`, and the range of `key` over all runs."""
+    ordered = sorted(runs, key=key)
+    return ordered[len(ordered) // 2], (key(ordered[0]), key(ordered[-1]))
+
+
 def main():
-    rows = [run_bridge(False), run_bridge(True)]
-    peer = run_case("python", CLIENTS, MESSAGES, SIZE)
-    peer.update(server="python + websockets", python_peak_rss_kib=peer["peak_rss_kib"], robind_peak_rss_kib=None)
-    rows.append(peer)
-    print("| sender | clients | messages | size | messages/s to all clients | deliveries/s | p50 ms | p99 ms | lost | cut off | Python process peak RSS MiB | robind peak RSS MiB |")
+    # Each row is the median of RUNS runs (by deliveries per second), with the spread beside it:
+    # a run is short, and this machine's runs differ by 2x from one to the next.
+    rows = []
+    for pipelined in (False, True):
+        row, spread = median_run([run_bridge(pipelined) for _ in range(RUNS)], lambda r: r["deliveries_per_sec"])
+        rows.append(dict(row, spread=spread))
+    peers = []
+    for _ in range(RUNS):
+        peer = run_case("python", CLIENTS, MESSAGES, SIZE)
+        peer.update(server="python + websockets", python_peak_rss_kib=peer["peak_rss_kib"], robind_peak_rss_kib=None)
+        peers.append(peer)
+    peer, spread = median_run(peers, lambda r: r["deliveries_per_sec"])
+    rows.append(dict(peer, spread=spread))
+    print(f"{RUNS} runs of each; the median run (by deliveries/s), and the range over the runs\n")
+    print("| sender | clients | messages | size | messages/s to all clients [range] | deliveries/s | p50 ms | p99 ms | lost | cut off | Python process peak RSS MiB | robind peak RSS MiB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         robind = f"{r['robind_peak_rss_kib'] / 1024:.1f}" if r["robind_peak_rss_kib"] else "-"
-        print(f"| {r['server']} | {CLIENTS} | {MESSAGES} | {SIZE} | {r['deliveries_per_sec'] / CLIENTS:,.0f} "
+        low, high = (v / CLIENTS for v in r["spread"])
+        print(f"| {r['server']} | {CLIENTS} | {MESSAGES} | {SIZE} | {r['deliveries_per_sec'] / CLIENTS:,.0f} [{low:,.0f}-{high:,.0f}] "
               f"| {r['deliveries_per_sec']:,.0f} | {r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} | {r['lost']} "
               f"| {r['cut_off']} | {r['python_peak_rss_kib'] / 1024:.1f} | {robind} |")
     for r in rows[:2]:
         s = r["sender"]
-        print(f"{r['server']}: the Python sender made {s['per_sec']:,.0f} broadcast calls/s "
+        print(f"{r['server']}, median run: the Python sender made {s['per_sec']:,.0f} broadcast calls/s "
               f"({s['sent']} accepted, {s['refused_or_dropped']} refused or dropped)")
     print("What differs: the bridge sender waits for robind's answer to each call (or each batch "
           "of 128 when pipelined), and each message is checked against rotki's shape, while "
