@@ -415,8 +415,8 @@ class Bridge:
                 self._abandoned.clear()
 
 
-class _Tracker:
-    """A task robind tracks while this process does the work (see ``Bridge.track``)."""
+class _TaskState:
+    """What both trackers know of their task: its name, total, number and fate."""
 
     def __init__(self, bridge, name, total, exception_is_error):
         self.bridge = bridge
@@ -429,6 +429,10 @@ class _Tracker:
     def cancelled(self):
         """Whether robind cancelled the task (``tasks.cancel``): stop the work when you can."""
         return self.task_id is not None and self.task_id in self.bridge._cancelled
+
+
+class _Tracker(_TaskState):
+    """A task robind tracks while this process does the work (see ``Bridge.track``)."""
 
     def progress(self, processed, total=None):
         """Reports ``processed`` units done (of ``total``, or the begun total); False once the
@@ -643,19 +647,8 @@ class AsyncBridge:
                 pass
 
 
-class _AsyncTracker:
+class _AsyncTracker(_TaskState):
     """``AsyncBridge.track``: an async context manager, or a decorator for coroutines."""
-
-    def __init__(self, bridge, name, total, exception_is_error):
-        self.bridge = bridge
-        self.name = name
-        self.total = total
-        self.exception_is_error = exception_is_error
-        self.task_id = None
-
-    @property
-    def cancelled(self):
-        return self.task_id is not None and self.task_id in self.bridge._cancelled
 
     async def progress(self, processed, total=None):
         if self.task_id is None or self.cancelled:
