@@ -382,27 +382,11 @@ fn with_no_client_everything_waits_in_messages() {
 
 #[test]
 fn a_page_of_an_allowed_origin_uses_the_api_and_ws_from_chromium() {
-    let browser_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        browser_dir.join("node_modules/playwright-core").exists()
-            && std::path::Path::new("/usr/bin/chromium").exists(),
-        "Chromium and playwright-core are missing: run tests/run.sh, which installs them"
-    );
     let sandbox = Sandbox::new();
     let daemon = Daemon::start({
         let mut cmd = sandbox.command();
         cmd.args(["--ws-origin", "http://localhost:*"]);
         cmd
     });
-    let out = Command::new("node")
-        .arg(browser_dir.join("cors.mjs"))
-        .arg(format!("http://{}", daemon.http_addr()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "OK",
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::run_browser_script("cors.mjs", &[&format!("http://{}", daemon.http_addr())]);
 }

@@ -4,20 +4,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::{Value, json};
 use support::fake_http::{DAI, FakeHttp, UNPRICED, USDC};
-use support::{Daemon, Sandbox, ipc_call, robinctl};
-
-fn browser_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        dir.join("node_modules/playwright-core").exists() && Path::new("/usr/bin/chromium").exists(),
-        "Chromium and playwright-core are missing: run tests/run.sh, which installs them"
-    );
-    dir
-}
+use support::{Daemon, Sandbox, ipc_call, robinctl, run_browser_script};
 
 /// A fresh directory for one test's screenshots (an earlier run's must not pass for this one's).
 fn screenshot_dir(test: &str) -> PathBuf {
@@ -25,18 +15,6 @@ fn screenshot_dir(test: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// Runs `node tests/browser/SCRIPT ARGS...` and asserts it printed OK (each script bounds
-/// itself in time).
-fn run_browser_script(script: &str, args: &[&str]) {
-    let out = Command::new("node").arg(browser_dir().join(script)).args(args).output().unwrap();
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "OK",
-        "{script}\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn call(sandbox: &Sandbox, method: &str, params: Value) -> Value {
@@ -48,7 +26,6 @@ fn call(sandbox: &Sandbox, method: &str, params: Value) -> Value {
 
 #[test]
 fn a_task_appears_with_its_progress_and_disappears_when_done() {
-    let browser_dir = browser_dir();
     let server = FakeHttp::start();
     let sandbox = Sandbox::new();
     let daemon = Daemon::start(sandbox.command());
@@ -63,18 +40,8 @@ fn a_task_appears_with_its_progress_and_disappears_when_done() {
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status_page.png");
     // A screenshot left by an earlier run must not pass for this one.
     let _ = std::fs::remove_file(&screenshot);
-    let out = Command::new("node")
-        .arg(browser_dir.join("status_page.mjs"))
-        .arg(format!("http://{}", daemon.http_addr()))
-        .arg(&screenshot)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "OK",
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let screenshot_arg = screenshot.to_str().unwrap();
+    run_browser_script("status_page.mjs", &[&format!("http://{}", daemon.http_addr()), screenshot_arg]);
     assert!(screenshot.exists());
 }
 

@@ -42,6 +42,12 @@ impl Key<'_> {
             reason: format!("expected {} to {}", range.start(), range.end()),
         })
     }
+
+    /// `write_timeout_secs`, which the `[websocket]` and `[database]` tables both take: 1 s
+    /// to an hour.
+    fn write_timeout(&self, value: Option<u64>, default: Duration) -> Result<Duration> {
+        self.get("write_timeout_secs", value, default.as_secs(), 1..=3600).map(secs)
+    }
 }
 
 pub(super) fn notifier_limits(table: &WebSocketTable, file: Option<&Path>) -> Result<notifier::Limits> {
@@ -73,12 +79,7 @@ pub(super) fn notifier_limits(table: &WebSocketTable, file: Option<&Path>) -> Re
             d.max_incoming_message,
             1024..=16 * 1024 * 1024,
         )?,
-        write_timeout: secs(key.get(
-            "write_timeout_secs",
-            table.write_timeout_secs,
-            d.write_timeout.as_secs(),
-            1..=3600,
-        )?),
+        write_timeout: key.write_timeout(table.write_timeout_secs, d.write_timeout)?,
         ..d
     })
 }
@@ -89,12 +90,7 @@ pub(super) fn database_options(table: &DatabaseTable, file: Option<&Path>) -> Re
     Ok(db::Options {
         readers: key.get("readers", table.readers, d.readers, 1..=64)?,
         synchronous: table.synchronous.unwrap_or(d.synchronous),
-        write_timeout: secs(key.get(
-            "write_timeout_secs",
-            table.write_timeout_secs,
-            d.write_timeout.as_secs(),
-            1..=3600,
-        )?),
+        write_timeout: key.write_timeout(table.write_timeout_secs, d.write_timeout)?,
         ..d
     })
 }

@@ -47,6 +47,23 @@ pub fn privileged(suite: &str) -> bool {
     );
 }
 
+/// Runs `node tests/browser/SCRIPT ARGS...` (Debian's Chromium driven by playwright-core;
+/// tests/run.sh installs both) and asserts it printed OK. Each script bounds itself in time.
+pub fn run_browser_script(script: &str, args: &[&str]) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists() && Path::new("/usr/bin/chromium").exists(),
+        "Chromium and playwright-core are missing: run tests/run.sh, which installs them"
+    );
+    let out = Command::new("node").arg(dir.join(script)).args(args).output().unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "OK",
+        "{script}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// How long a test waits for the daemon to become ready or to exit before failing.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
