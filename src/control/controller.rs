@@ -86,6 +86,8 @@ pub struct Controller {
     tasks: TaskManager,
     /// The current database and the scheduler.
     session: Rc<Session>,
+    /// Where clients' tasks report progress (built once, shared by every link).
+    external_progress: ProgressSink,
 }
 
 impl Controller {
@@ -100,6 +102,7 @@ impl Controller {
             started: Instant::now(),
             features,
             endpoints: RefCell::default(),
+            external_progress: external_progress(notifier.clone()),
             notifier,
             tasks,
             session,
@@ -207,13 +210,12 @@ impl Controller {
             }
             Command::TasksBegin { name, total, exception_is_error } => {
                 let link = caller.link.as_ref().ok_or(NEEDS_A_LINK)?;
-                let id =
-                    link.begin(&self.tasks, name, total, exception_is_error, &self.external_progress())?;
+                let id = link.begin(&self.tasks, name, total, exception_is_error, &self.external_progress)?;
                 Ok(json!({ "task_id": id }))
             }
             Command::TasksProgress { id, processed, total } => {
                 let link = caller.link.as_ref().ok_or(NEEDS_A_LINK)?;
-                link.progress(id, processed, total, &self.external_progress())?;
+                link.progress(id, processed, total, &self.external_progress)?;
                 Ok(Value::Bool(true))
             }
             Command::TasksEnd { id, outcome } => {
@@ -313,20 +315,6 @@ impl Controller {
         Ok(json!({ "status": "completed", "outcome": outcome, "status_code": status_code }))
     }
 
-    /// External tasks' progress as `progress_updates` (`task_status`, robin's extension).
-    fn external_progress(&self) -> ProgressSink {
-        let notifier = self.notifier.clone();
-        ProgressSink::new(move |id, name, total, processed| {
-            let progress = crate::notifier::Progress::TaskStatus {
-                task_id: id.0,
-                name: name.to_string(),
-                total,
-                processed,
-            };
-            notifier.broadcast(&crate::notifier::Message::ProgressUpdates(progress));
-        })
-    }
-
     fn flags(&self) -> Value {
         Value::Object(
             self.features.iter().map(|(f, s)| (f.name().to_string(), Value::Bool(s.value))).collect(),
@@ -349,6 +337,15 @@ impl Controller {
             "scheduler": self.session.scheduler().map(|s| s.describe()),
         })
     }
+}
+
+/// Clients' task progress as `progress_updates` (`task_status`, robin's extension).
+fn external_progress(notifier: Rc<Notifier>) -> ProgressSink {
+    ProgressSink::new(move |id, name, total, processed| {
+        let progress =
+            crate::notifier::Progress::TaskStatus { task_id: id.0, name: name.to_string(), total, processed };
+        notifier.broadcast(&crate::notifier::Message::ProgressUpdates(progress));
+    })
 }
 
 /// The error for external-task commands on a transport without connections of its own.

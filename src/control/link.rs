@@ -198,6 +198,12 @@ pub(super) struct ProgressSink(Rc<SendProgress>);
 /// `(task, name, total, processed)` to a message.
 type SendProgress = dyn Fn(TaskId, &str, u64, u64);
 
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressSink")
+    }
+}
+
 impl ProgressSink {
     /// Reports through `send(id, name, total, processed)`.
     pub(super) fn new(send: impl Fn(TaskId, &str, u64, u64) + 'static) -> ProgressSink {

@@ -26,27 +26,25 @@ const ATTACH_RETRY: Duration = Duration::from_millis(50);
 
 /// Asks the kernel to send SIGTERM when the thread that spawned robind exits, then checks
 /// that the parent recorded at start is still there: if it died before the request, no
-/// signal will ever come.
-pub(super) fn follow_parent(recorded: Option<Pid>) -> Result<()> {
-    let gone = |pid: Option<Pid>| Error::ParentGone { pid: Pid::as_raw(pid) };
-    if recorded.is_none_or(Pid::is_init) {
-        return Err(gone(recorded));
-    }
+/// signal will ever come. The parent now followed.
+pub(super) fn follow_parent(recorded: Option<Pid>) -> Result<Pid> {
+    let gone = || Error::ParentGone { pid: Pid::as_raw(recorded) };
+    let parent = recorded.filter(|pid| !pid.is_init()).ok_or_else(gone)?;
     rustix::process::set_parent_process_death_signal(Some(Signal::TERM)).map_err(|err| {
         Error::Companion(format!(
             "cannot ask to be told of the parent's death (prctl PR_SET_PDEATHSIG): {err}"
         ))
     })?;
-    if rustix::process::getppid() != recorded {
-        return Err(gone(recorded));
+    if rustix::process::getppid() != Some(parent) {
+        return Err(gone());
     }
-    log::info!("following the parent process (pid {}): robind stops when it exits", Pid::as_raw(recorded));
-    Ok(())
+    log::info!("following the parent process (pid {}): robind stops when it exits", parent.as_raw_nonzero());
+    Ok(parent)
 }
 
-/// Whether the process that started robind has gone (robind was re-parented).
-pub(super) fn parent_gone(recorded: Option<Pid>) -> bool {
-    rustix::process::getppid() != recorded
+/// Whether the followed parent has gone (robind was re-parented).
+pub(super) fn parent_gone(parent: Pid) -> bool {
+    rustix::process::getppid() != Some(parent)
 }
 
 /// Reads standard input on a thread of its own until end of file or an error; the receiver

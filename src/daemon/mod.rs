@@ -172,9 +172,7 @@ pub fn run(config: Config, env: &Environment) -> Result<()> {
     let signals =
         Signals::new([Signal::Term, Signal::Int, Signal::Hup, Signal::Usr1]).map_err(Error::Signals)?;
     // After the handlers: the parent's death arrives as a SIGTERM, which must find them.
-    if config.exit_with_parent.value {
-        companion::follow_parent(parent)?;
-    }
+    let parent = config.exit_with_parent.value.then(|| companion::follow_parent(parent)).transpose()?;
     let lifeline = config.stdin_lifeline.value.then(companion::stdin_lifeline).transpose()?;
     let watchdog = systemd::watchdog_interval(
         env.get(systemd::ENV_WATCHDOG_USEC).map(|v| v.as_os_str()),
@@ -193,7 +191,6 @@ pub fn run(config: Config, env: &Environment) -> Result<()> {
 
     let ex = Spawner::new();
     let parts = wire(&ex, &config, tcp, ipc_listener, token)?;
-    let parent = config.exit_with_parent.value.then_some(parent);
     let lifecycle = Lifecycle { service, watchdog, signals, parent, lifeline };
     let served = ex.block_on(serve(&ex, config, env, parts, lifecycle));
     // The socket goes before the lock: once the lock is free, a new robind may bind its own.
@@ -259,7 +256,7 @@ struct Lifecycle {
     watchdog: Option<Duration>,
     signals: Signals,
     /// The parent being followed (`--exit-with-parent`), as recorded at start.
-    parent: Option<Option<rustix::process::Pid>>,
+    parent: Option<rustix::process::Pid>,
     /// Hears when standard input closes (`--stdin-lifeline`).
     lifeline: Option<async_channel::Receiver<&'static str>>,
 }
@@ -460,7 +457,7 @@ enum Event {
 struct Stoppers<'a> {
     signals: &'a mut Signals,
     /// The followed parent, when `--exit-with-parent` is on.
-    parent: Option<Option<rustix::process::Pid>>,
+    parent: Option<rustix::process::Pid>,
     lifeline: Option<&'a async_channel::Receiver<&'static str>>,
     supervisor: &'a Supervisor,
 }
@@ -492,13 +489,13 @@ impl Stoppers<'_> {
 }
 
 /// The next signal; a SIGTERM after the followed parent died says so.
-async fn next_signal(signals: &mut Signals, parent: Option<Option<rustix::process::Pid>>) -> Event {
+async fn next_signal(signals: &mut Signals, parent: Option<rustix::process::Pid>) -> Event {
     match signals.next().await {
         Some(Ok(Signal::Hup)) => Event::Reload,
         Some(Ok(Signal::Usr1)) => Event::Status,
         Some(Ok(Signal::Term)) if parent.is_some_and(companion::parent_gone) => Event::Stop(format!(
             "the process that started robind (pid {}) exited",
-            rustix::process::Pid::as_raw(parent.flatten())
+            rustix::process::Pid::as_raw(parent)
         )),
         other => Event::Stop(format!("received {}", signal_name(other))),
     }

@@ -193,8 +193,12 @@ async fn token_balances(
     progress: &Progress,
 ) -> Result<(Vec<Balance>, Vec<(String, Decimal)>)> {
     let block_tag = format!("0x{:x}", block.number);
-    let calls: Vec<(&Asset, &String)> =
-        tokens.iter().flat_map(|token| accounts.iter().map(move |account| (token, account))).collect();
+    // (the token's index in `tokens` and `totals`, the token, the account)
+    let calls: Vec<(usize, &Asset, &String)> = tokens
+        .iter()
+        .enumerate()
+        .flat_map(|(t, token)| accounts.iter().map(move |account| (t, token, account)))
+        .collect();
     let mut balances = Vec::with_capacity(calls.len());
     let mut totals: Vec<(String, Decimal)> =
         tokens.iter().map(|t| (t.asset.clone(), Decimal::ZERO)).collect();
@@ -202,7 +206,7 @@ async fn token_balances(
         let requests: Vec<Value> = batch
             .iter()
             .enumerate()
-            .map(|(i, (token, account))| {
+            .map(|(i, (_, token, account))| {
                 let data = format!("{BALANCE_OF}{:0>64}", account.trim_start_matches("0x"));
                 let call = json!({ "to": token.contract(), "data": data });
                 json!({ "jsonrpc": "2.0", "id": i + 1, "method": "eth_call", "params": [call, block_tag] })
@@ -210,7 +214,7 @@ async fn token_balances(
             .collect();
         let replies: Vec<RpcReply> = ctx.http.post_json(rpc, &requests, true).await?;
         let by_id: HashMap<u64, &RpcReply> = replies.iter().map(|r| (r.id, r)).collect();
-        for (i, (token, account)) in batch.iter().enumerate() {
+        for (i, (t, token, account)) in batch.iter().enumerate() {
             let failed = |why: String| Error::TokenCall {
                 token: token.asset.clone(),
                 account: (*account).clone(),
@@ -228,10 +232,8 @@ async fn token_balances(
                 .ok()
                 .and_then(|units| Decimal::try_from_i128_with_scale(units, decimals).ok())
                 .ok_or(Error::Overflow("a token balance"))?;
-            let slot = totals.iter_mut().find(|(asset, _)| *asset == token.asset).map(|(_, total)| total);
-            if let Some(total) = slot {
-                *total = total.checked_add(amount).ok_or(Error::Overflow("a token total"))?;
-            }
+            let total = &mut totals[*t].1;
+            *total = total.checked_add(amount).ok_or(Error::Overflow("a token total"))?;
             balances.push(Balance {
                 chain: "eth".into(),
                 address: (*account).clone(),
