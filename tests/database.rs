@@ -591,3 +591,48 @@ fn a_database_others_could_read_is_made_private_when_opened() {
     block_on(block_on(Database::open(&new, None, Options::default())).unwrap().close());
     assert_eq!(mode(&new), 0o600);
 }
+
+#[test]
+fn dropping_the_last_handle_closes_the_writer_connection() {
+    // No `close`: the writer thread ends when the last handle goes and closes its connection
+    // there; with every connection closed SQLite checkpoints the WAL and removes it.
+    let (_dir, path) = fresh();
+    let db = open(&path, None).unwrap();
+    insert(&db, "a").unwrap();
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    assert!(wal.exists());
+    drop(db);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while wal.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!wal.exists(), "a connection stayed open after the last handle was dropped");
+    assert_eq!(count(&open(&path, None).unwrap()), 1);
+}
+
+#[test]
+fn writes_queued_before_close_are_finished_and_later_ones_refused() {
+    let (_dir, path) = fresh();
+    let db = open(&path, None).unwrap();
+    let (release, holder) = hold_writer(&db);
+    let queued: Vec<_> = (0..5)
+        .map(|i| {
+            let db = db.clone();
+            std::thread::spawn(move || insert(&db, &format!("queued{i}")))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200)); // let them queue behind the holder
+    let closer = {
+        let db = db.clone();
+        std::thread::spawn(move || block_on(db.close()))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    release.send(()).unwrap();
+    holder.join().unwrap().unwrap();
+    for write in queued {
+        write.join().unwrap().unwrap();
+    }
+    closer.join().unwrap();
+    assert!(matches!(insert(&db, "late"), Err(Error::Closed)));
+    assert_eq!(count(&open(&path, None).unwrap()), 5);
+}

@@ -84,6 +84,9 @@ pub enum Error {
     /// The writer stopped for good after a fault in robin itself; the daemon is shutting down.
     #[error("the database writer failed ({0}); robind is restarting")]
     WriterFailed(String),
+    /// The writer thread could not be started (the system is out of threads or memory).
+    #[error("cannot start the database writer thread")]
+    WriterThread(#[source] std::io::Error),
     /// The database was closed (logout or shutdown).
     #[error("the database is closed")]
     Closed,

@@ -1,11 +1,11 @@
 //! The database: SQLite, or SQLCipher when a password is given, on the blocking pool.
 //!
 //! Owns the connections, the schema and its migrations, and every SQL string; it is the only
-//! part that names rusqlite. There is one writer connection and a small pool of read-only
-//! readers, each kept in a [`blocking::Unblock`], so every statement runs on the blocking pool
-//! and never on the event-loop thread. A write takes the single write slot (fairly, with a
-//! time limit), runs `BEGIN IMMEDIATE`, and commits when its closure returns `Ok`; `Err` or a
-//! panic rolls it back. Readers see only committed data (WAL). Code on other threads uses the
+//! part that names rusqlite. There is one writer connection, owned by a thread of its own, and
+//! a small pool of read-only readers, each kept in a [`blocking::Unblock`] on the blocking
+//! pool, so no statement ever runs on the event-loop thread. A write joins the writer's queue
+//! (in order, with a time limit when it has to wait), runs in `BEGIN IMMEDIATE`, and commits
+//! when its closure returns `Ok`; `Err` or a panic rolls it back. Readers see only committed data (WAL). Code on other threads uses the
 //! same closures through [`Database::read_ctx`] and [`Database::write_ctx`], which refuse to
 //! block the loop thread.
 //!
@@ -145,8 +145,8 @@ struct Inner {
     encrypted: bool,
     /// The schema version after migrations.
     schema_version: u32,
-    /// The single writer connection and its queue of write closures.
-    writer: Arc<writer::Writer>,
+    /// The writer thread, which owns the writer connection, and its queue of write closures.
+    writer: writer::Writer,
     /// Idle readers; a reader in use is out of the channel.
     idle_readers: (async_channel::Sender<Unblock<Connection>>, async_channel::Receiver<Unblock<Connection>>),
     /// Bounds and behaviour.
@@ -205,7 +205,12 @@ impl Database {
     {
         let claim = Arc::new(AtomicU8::new(writer::QUEUED));
         let _withdraw_on_drop = Withdraw(claim.clone());
-        let answer = self.inner.writer.submit(f, claim.clone());
+        let writer::Submitted { answer, behind_other_work } = self.inner.writer.submit(f, claim.clone());
+        if !behind_other_work {
+            // The writer was idle: this write is the next thing it takes, so there is no wait
+            // to bound with a timer (see the `writer` module).
+            return self.inner.writer.answer(answer).await;
+        }
         let limit = self.inner.options.write_timeout;
         let waited = crate::runtime::timeout(limit, answer.recv()).await;
         match waited {
@@ -247,16 +252,10 @@ impl Database {
         futures_lite::future::block_on(self.write(f))
     }
 
-    /// Closes every connection (on the pool), checkpointing the WAL. A write in progress
-    /// finishes first; later calls get `Closed`.
+    /// Closes every connection (the writer on its thread, the readers on the pool),
+    /// checkpointing the WAL. Writes queued before it finish first; later calls get `Closed`.
     pub async fn close(&self) {
-        let writer = self.inner.writer.clone();
-        blocking::unblock(move || {
-            if let Some(conn) = writer.take_connection() {
-                let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
-            }
-        })
-        .await;
+        self.inner.writer.close().await;
         self.inner.idle_readers.1.close();
         while let Ok(reader) = self.inner.idle_readers.1.try_recv() {
             let conn = reader.into_inner().await;
@@ -303,7 +302,7 @@ fn open_blocking(path: PathBuf, password: Option<Password>, options: Options) ->
         encrypted: options_encrypted(&writer),
         path,
         schema_version,
-        writer: Arc::new(writer::Writer::new(writer)),
+        writer: writer::Writer::start(writer).map_err(Error::WriterThread)?,
         idle_readers,
         options,
     })

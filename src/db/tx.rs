@@ -13,7 +13,8 @@ use crate::runtime::panic_message;
 
 /// A write transaction (`BEGIN IMMEDIATE`). It commits when the closure returns `Ok` and
 /// rolls back on `Err` or panic; the closure never commits by hand. Derefs to the
-/// connection for `execute`, `prepare` and `query_row`.
+/// connection for `prepare`, `query_row` and the rest; `execute` goes through the statement
+/// cache.
 #[derive(Debug)]
 pub struct WriteTx<'conn> {
     /// The open transaction (owned by the writer, which commits it).
@@ -27,6 +28,13 @@ pub struct WriteTx<'conn> {
 impl<'conn> WriteTx<'conn> {
     pub(crate) fn new(tx: &'conn Transaction<'conn>) -> WriteTx<'conn> {
         WriteTx { tx, savepoints: Vec::new(), generated: 0 }
+    }
+
+    /// Runs one statement, like `Connection::execute`, but prepared once per connection and
+    /// kept in its statement cache: the small writes a daemon repeats (a setting, a balance)
+    /// skip SQL parsing after the first time, as Python's sqlite3 module does for aiosqlite.
+    pub fn execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.tx.prepare_cached(sql)?.execute(params)
     }
 
     /// Runs `f` inside a savepoint: released when it returns `Ok`, rolled back (keeping the

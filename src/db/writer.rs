@@ -1,15 +1,39 @@
-//! The single writer: a queue of write closures drained on the blocking pool, with group commit.
+//! The single writer: one thread that owns the writer connection and drains a queue of write
+//! closures, with group commit.
 //!
-//! `db.write` queues its closure and waits. When nothing is running, a pool thread starts and
-//! takes everything queued (up to [`MAX_GROUP`]): one `BEGIN IMMEDIATE`, each closure in its own
-//! savepoint (a failing closure rolls back alone), one `COMMIT`, then every caller gets its
-//! result, and only after the commit. Under load many small writes share one commit; alone, a
-//! write is exactly one transaction. The thread goes back to the pool when the queue is empty,
-//! so an idle daemon holds no writer thread.
+//! `db.write` queues its closure and waits. The writer takes everything queued (up to
+//! [`MAX_GROUP`]): one `BEGIN IMMEDIATE`, each closure in its own savepoint (a failing closure
+//! rolls back alone), one `COMMIT`, then every caller gets its result, and only after the
+//! commit. Under load many small writes share one commit; alone, a write is exactly one
+//! transaction.
+//!
+//! One awaited write at a time is what every UI action makes, and its cost was mostly thread
+//! wake-ups, not SQLite: on the way in the blocking pool's condition variable, on the way back
+//! the loop's reactor (`epoll_wait` returning, plus the system calls async-io makes around
+//! every park). So, on a machine with more than one core:
+//! - the writer is a thread of its own, and after its queue empties it stays awake for
+//!   [`SPIN`] before it parks, so a caller that writes again as soon as it has its answer
+//!   finds it awake;
+//! - a caller whose write the writer takes at once waits for the answer by yielding to the
+//!   executor for up to [`ANSWER_SPIN`] (other tasks run meanwhile, and the loop still polls
+//!   its reactor between them) before it sleeps; most single writes are answered within it.
+//!
+//! Both bounds are short, so an idle daemon spends no CPU. On one core both are off: spinning
+//! there only takes the core from the thread it waits for. On a busy machine the same can
+//! happen, so a spin that waited its whole window in vain is not tried again for the next
+//! [`SKIP_AFTER_MISS`] times ([`Spin`]). The writer never runs on the loop
+//! thread, and a saturated pool (long reads, backups) cannot hold writes up.
+//!
+//! The write timeout only concerns a write that waits behind other work: [`Writer::submit`]
+//! says whether the writer was busy or had a queue when the write arrived, and only then does
+//! the caller arm a timer (a timer costs the loop a reactor wake-up and three system calls). A
+//! write that finds the writer idle is the next thing it takes.
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -18,6 +42,67 @@ use crate::runtime::panic_message;
 
 /// Most closures that share one transaction.
 pub const MAX_GROUP: usize = 256;
+
+/// How long the writer stays awake after its queue empties, for a caller's next write.
+pub const SPIN: Duration = Duration::from_micros(50);
+
+/// How long a caller whose write was taken at once yields before it sleeps on the answer. A
+/// one-row write takes 15-40 us on this project's 2-core test VM (SQLCipher's page encryption
+/// included; bench/db_bench.rs); a longer one pays the wake-up it would have paid anyway.
+pub const ANSWER_SPIN: Duration = Duration::from_micros(200);
+
+/// How many waits go without spinning after a spin that waited its whole window in vain.
+pub const SKIP_AFTER_MISS: u32 = 64;
+
+/// A bounded busy-wait that backs off when it does not pay: after a miss (the window passed
+/// without the awaited event, typically because the cores are busy with other work and the
+/// thread it waits for is not running) the next [`SKIP_AFTER_MISS`] waits sleep at once.
+struct Spin {
+    window: Duration,
+    /// Waits left to go without spinning; `u32::MAX` for never (one core).
+    skip: std::sync::atomic::AtomicU32,
+}
+
+impl Spin {
+    fn new(window: Duration, enabled: bool) -> Spin {
+        Spin { window, skip: std::sync::atomic::AtomicU32::new(if enabled { 0 } else { u32::MAX }) }
+    }
+
+    /// Spins until `ready` gives something or the window ends; `None` if it ended (or this
+    /// wait skips spinning).
+    fn until<T>(&self, mut ready: impl FnMut() -> Option<T>) -> Option<T> {
+        if !self.try_now() {
+            return None;
+        }
+        let until = Instant::now() + self.window;
+        loop {
+            if let Some(found) = ready() {
+                return Some(found);
+            }
+            if Instant::now() >= until {
+                self.missed();
+                return None;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Whether this wait spins (and counts one skipped wait if not).
+    fn try_now(&self) -> bool {
+        let skip = self.skip.load(Ordering::Relaxed);
+        if skip == 0 {
+            return true;
+        }
+        if skip != u32::MAX {
+            self.skip.store(skip - 1, Ordering::Relaxed);
+        }
+        false
+    }
+
+    fn missed(&self) {
+        self.skip.store(SKIP_AFTER_MISS, Ordering::Relaxed);
+    }
+}
 
 /// A queued write: runs the closure, returns whether it succeeded and how to deliver its
 /// result once the fate of the commit is known.
@@ -32,7 +117,7 @@ pub(crate) const QUEUED: u8 = 0;
 pub(crate) const STARTED: u8 = 1;
 pub(crate) const ABANDONED: u8 = 2;
 
-/// A job that needs the connection outside any transaction (ATTACH, VACUUM); it runs alone,
+/// A job that needs the connection outside any transaction (ATTACH, export); it runs alone,
 /// between groups, and answers its caller itself.
 type RawJob = Box<dyn FnOnce(&mut Connection) + Send>;
 
@@ -42,6 +127,8 @@ enum Work {
     Tx(Job),
     /// A raw job, alone.
     Raw(RawJob),
+    /// Checkpoint the WAL, close the connection and end the thread; answers when done.
+    Close(async_channel::Sender<()>),
 }
 
 struct Queued {
@@ -53,21 +140,42 @@ struct Queued {
 #[derive(Default)]
 struct State {
     jobs: VecDeque<Queued>,
-    /// A pool thread is draining the queue.
-    running: bool,
+    /// The writer is running a group (or a raw job): a write queued now waits behind it.
+    busy: bool,
+    /// The writer thread is parked (or about to park) and must be unparked for new work.
+    parked: bool,
+    /// No more work is taken: the database was closed or dropped.
+    closed: bool,
     /// Why the writer stopped for good (its own code panicked); later writes fail with it.
     failed: Option<String>,
 }
 
-/// The writer connection and its queue. Shared by every clone of the database.
-pub(crate) struct Writer {
+/// What the writer thread and the callers share.
+struct Shared {
     state: Mutex<State>,
-    /// `None` once closed. Locked only by the runner thread (and by close).
-    conn: Mutex<Option<Connection>>,
+    /// Set when a job is queued, so that the spinning writer need not take the lock to look.
+    queued: AtomicBool,
     /// Fires when the writer fails for good.
     failure: event_listener::Event,
     /// Transactions committed, for `status` and for tests that check grouping.
-    commits: std::sync::atomic::AtomicU64,
+    commits: AtomicU64,
+    /// The writer's wait for a next write after its queue empties.
+    idle_spin: Spin,
+    /// A caller's wait for the answer to a write the writer took at once.
+    answer_spin: Spin,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A handle to the writer thread and its queue. Dropping it (the last clone of the database)
+/// ends the thread, which closes the connection on its own thread, never on the caller's.
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    thread: Thread,
 }
 
 impl std::fmt::Debug for Writer {
@@ -76,28 +184,41 @@ impl std::fmt::Debug for Writer {
     }
 }
 
+/// A queued write's answer, and whether it may wait behind other work (then the caller bounds
+/// the wait with its write timeout; otherwise the writer takes it next).
+pub(crate) struct Submitted<R> {
+    pub answer: async_channel::Receiver<Result<R>>,
+    pub behind_other_work: bool,
+}
+
 impl Writer {
-    pub(crate) fn new(conn: Connection) -> Writer {
-        Writer {
+    /// Starts the writer thread with `conn`. Blocking (it asks the system for its cores): call
+    /// it where `conn` was opened, on the pool.
+    pub(crate) fn start(conn: Connection) -> std::io::Result<Writer> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let shared = Arc::new(Shared {
             state: Mutex::default(),
-            conn: Mutex::new(Some(conn)),
+            queued: AtomicBool::new(false),
             failure: event_listener::Event::new(),
-            commits: std::sync::atomic::AtomicU64::new(0),
-        }
+            commits: AtomicU64::new(0),
+            idle_spin: Spin::new(SPIN, cores > 1),
+            answer_spin: Spin::new(ANSWER_SPIN, cores > 1),
+        });
+        let runner = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("robin-db-writer".into())
+            .spawn(move || run_guarded(&runner, conn))?;
+        Ok(Writer { shared, thread: handle.thread().clone() })
     }
 
-    /// Queues `f`; the returned receiver yields its result after the commit. `claim` lets the
-    /// caller abandon the job while it is still queued.
-    pub(crate) fn submit<R, F>(
-        self: &Arc<Self>,
-        f: F,
-        claim: Arc<AtomicU8>,
-    ) -> async_channel::Receiver<Result<R>>
+    /// Queues `f`; the answer yields its result after the commit. `claim` lets the caller
+    /// abandon the job while it is still queued.
+    pub(crate) fn submit<R, F>(&self, f: F, claim: Arc<AtomicU8>) -> Submitted<R>
     where
         F: for<'c> FnOnce(&mut WriteTx<'c>) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        let (tx, rx) = async_channel::bounded(1);
+        let (tx, answer) = async_channel::bounded(1);
         let reject = reject_into(tx.clone());
         let job: Job = Box::new(move |wtx| {
             let outcome = match catch_unwind(AssertUnwindSafe(|| f(wtx))) {
@@ -114,12 +235,12 @@ impl Writer {
             });
             (ok, deliver)
         });
-        self.enqueue(Queued { work: Work::Tx(job), reject, claim });
-        rx
+        let behind_other_work = self.enqueue(Queued { work: Work::Tx(job), reject, claim });
+        Submitted { answer, behind_other_work }
     }
 
     /// Queues `f` to run on the writer connection outside any transaction, alone.
-    pub(crate) fn submit_raw<R, F>(self: &Arc<Self>, f: F) -> async_channel::Receiver<Result<R>>
+    pub(crate) fn submit_raw<R, F>(&self, f: F) -> async_channel::Receiver<Result<R>>
     where
         F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
         R: Send + 'static,
@@ -137,109 +258,207 @@ impl Writer {
         rx
     }
 
-    fn enqueue(self: &Arc<Self>, queued: Queued) {
-        let start = {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(why) = &state.failed {
-                (queued.reject)(Error::WriterFailed(why.clone()));
-                return;
+    /// Waits for the answer to a write the writer took at once: yielding for a short while
+    /// (see the module doc), then asleep.
+    pub(crate) async fn answer<R>(&self, answer: async_channel::Receiver<Result<R>>) -> Result<R> {
+        let spin = &self.shared.answer_spin;
+        if spin.try_now() {
+            let until = Instant::now() + spin.window;
+            while Instant::now() < until {
+                match answer.try_recv() {
+                    Ok(result) => return result,
+                    Err(async_channel::TryRecvError::Closed) => return Err(Error::Closed),
+                    // Not `std::hint::spin_loop`: the loop's other tasks run meanwhile.
+                    Err(async_channel::TryRecvError::Empty) => futures_lite::future::yield_now().await,
+                }
             }
-            state.jobs.push_back(queued);
-            !std::mem::replace(&mut state.running, true)
-        };
-        if start {
-            let writer = self.clone();
-            // Detached on purpose: the runner owns nothing but the queue it drains, and every
-            // job it takes answers its caller through the job's own channel.
-            blocking::unblock(move || writer.run_guarded()).detach();
+            spin.missed();
         }
+        answer.recv().await.unwrap_or(Err(Error::Closed))
     }
 
-    /// [`run`](Self::run), and if robin's own code in it panics (a closure's panic is caught
-    /// per job), the writer stops for good: every queued and later write fails with the
-    /// reason, and [`failed`](Self::failed) wakes, so that the daemon exits instead of
-    /// answering while it can no longer write.
-    fn run_guarded(&self) {
-        let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.run())) else { return };
-        let why = panic_message(&panic);
-        log::error!("database: the writer failed: {why}");
-        let rejected: Vec<Queued> = {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            state.failed = Some(why.clone());
-            state.running = false;
-            state.jobs.drain(..).collect()
+    /// Finishes the writes queued so far, checkpoints the WAL and closes the connection; later
+    /// writes fail with `Closed`. Resolves when the connection is closed.
+    pub(crate) async fn close(&self) {
+        let (done, closed) = async_channel::bounded(1);
+        let reject: Reject = {
+            let done = done.clone();
+            Box::new(move |_| drop(done))
         };
-        rejected.into_iter().for_each(|q| (q.reject)(Error::WriterFailed(why.clone())));
-        self.failure.notify(usize::MAX);
+        self.enqueue(Queued { work: Work::Close(done), reject, claim: Arc::new(AtomicU8::new(QUEUED)) });
+        // Err once the sender is gone: closed already, or the writer failed.
+        let _ = closed.recv().await;
+    }
+
+    /// Queues `queued` and wakes the writer if it parked; whether the writer was busy or had
+    /// a queue (the job may wait).
+    fn enqueue(&self, queued: Queued) -> bool {
+        let mut state = self.shared.lock();
+        if let Some(why) = &state.failed {
+            let why = why.clone();
+            drop(state);
+            (queued.reject)(Error::WriterFailed(why));
+            return false;
+        }
+        if state.closed {
+            drop(state);
+            (queued.reject)(Error::Closed);
+            return false;
+        }
+        let behind_other_work = state.busy || !state.jobs.is_empty();
+        state.jobs.push_back(queued);
+        self.shared.queued.store(true, Ordering::Release);
+        let unpark = std::mem::replace(&mut state.parked, false);
+        drop(state);
+        if unpark {
+            self.thread.unpark();
+        }
+        behind_other_work
     }
 
     /// Resolves with the reason once the writer has failed for good.
     pub(crate) async fn failed(&self) -> String {
         loop {
-            let listener = self.failure.listen();
-            if let Some(why) = self.state.lock().unwrap_or_else(|e| e.into_inner()).failed.clone() {
+            let listener = self.shared.failure.listen();
+            if let Some(why) = self.shared.lock().failed.clone() {
                 return why;
             }
             listener.await;
         }
     }
 
-    /// Drains the queue, group by group, then gives the thread back.
-    fn run(&self) {
-        crate::runtime::inject_fault("writer");
-        loop {
-            let group: Vec<Queued> = {
-                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                if state.jobs.is_empty() {
-                    state.running = false;
-                    return;
-                }
-                let take = state.jobs.len().min(MAX_GROUP);
-                state.jobs.drain(..take).collect()
-            };
-            let jobs: Vec<Queued> = group
-                .into_iter()
-                .filter(|q| {
-                    q.claim.compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire).is_ok()
-                })
-                .collect();
-            if jobs.is_empty() {
-                continue;
-            }
-            let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(conn) = conn.as_mut() else {
-                jobs.into_iter().for_each(|q| (q.reject)(Error::Closed));
-                continue;
-            };
-            // Runs of transaction jobs form groups; a raw job runs alone between them.
-            let mut group = Vec::new();
-            for queued in jobs {
-                match queued.work {
-                    Work::Tx(job) => group.push((job, queued.reject)),
-                    Work::Raw(raw) => {
-                        self.count_commit(run_group(conn, std::mem::take(&mut group)));
-                        raw(conn);
-                    }
-                }
-            }
-            self.count_commit(run_group(conn, group));
-        }
-    }
-
-    fn count_commit(&self, committed: bool) {
-        if committed {
-            self.commits.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
     /// Transactions committed so far.
     pub(crate) fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
+        self.shared.commits.load(Ordering::Relaxed)
     }
+}
 
-    /// Takes the connection out (for close); later writes fail with `Closed`.
-    pub(crate) fn take_connection(&self) -> Option<Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner()).take()
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // The last handle: nobody can queue anything any more. The thread finishes what is
+        // queued, closes the connection and ends.
+        let mut state = self.shared.lock();
+        state.closed = true;
+        state.parked = false;
+        drop(state);
+        self.thread.unpark();
+    }
+}
+
+/// [`run`], and if robin's own code in it panics (a closure's panic is caught per job), the
+/// writer stops for good: every queued and later write fails with the reason, and
+/// [`Writer::failed`] wakes, so that the daemon exits instead of answering while it can no
+/// longer write.
+fn run_guarded(shared: &Shared, conn: Connection) {
+    let Err(panic) = catch_unwind(AssertUnwindSafe(|| run(shared, conn))) else { return };
+    let why = panic_message(&panic);
+    log::error!("database: the writer failed: {why}");
+    let rejected: Vec<Queued> = {
+        let mut state = shared.lock();
+        state.failed = Some(why.clone());
+        state.busy = false;
+        state.jobs.drain(..).collect()
+    };
+    rejected.into_iter().for_each(|q| (q.reject)(Error::WriterFailed(why.clone())));
+    shared.failure.notify(usize::MAX);
+}
+
+/// Takes the queue group by group until the database is closed.
+fn run(shared: &Shared, mut conn: Connection) {
+    loop {
+        let Some(taken) = next_group(shared) else { return };
+        crate::runtime::inject_fault("writer");
+        let jobs = taken.into_iter().filter(|q| {
+            q.claim.compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        });
+        // Runs of transaction jobs form groups; a raw job runs alone between them.
+        let mut group = Vec::new();
+        for queued in jobs {
+            match queued.work {
+                Work::Tx(job) => group.push((job, queued.reject)),
+                Work::Raw(raw) => {
+                    run_group(&mut conn, std::mem::take(&mut group)).deliver(shared);
+                    raw(&mut conn);
+                }
+                Work::Close(done) => {
+                    run_group(&mut conn, std::mem::take(&mut group)).deliver(shared);
+                    close(shared, conn);
+                    drop(done);
+                    return;
+                }
+            }
+        }
+        let last = run_group(&mut conn, group);
+        // Not busy before the answers go out: a caller that writes again at once must find
+        // the writer idle, or it would arm a timer it does not need (see `submit`).
+        shared.lock().busy = false;
+        last.deliver(shared);
+    }
+}
+
+/// Waits for work (spinning for [`SPIN`], then parked) and takes up to [`MAX_GROUP`] jobs;
+/// `None` once the database is closed and nothing is left.
+fn next_group(shared: &Shared) -> Option<Vec<Queued>> {
+    let mut spun = false;
+    loop {
+        let mut state = shared.lock();
+        if !state.jobs.is_empty() {
+            let take = state.jobs.len().min(MAX_GROUP);
+            state.busy = true;
+            if take == state.jobs.len() {
+                shared.queued.store(false, Ordering::Release);
+            }
+            return Some(state.jobs.drain(..take).collect());
+        }
+        if state.closed {
+            return None;
+        }
+        if !spun {
+            drop(state);
+            spun = true;
+            shared.idle_spin.until(|| shared.queued.load(Ordering::Acquire).then_some(()));
+            continue;
+        }
+        state.parked = true;
+        drop(state);
+        // Unparked by `enqueue` or by the last handle's drop; a spurious wake-up only loops.
+        std::thread::park();
+        spun = false;
+    }
+}
+
+/// Closes the connection after a WAL checkpoint; later writes fail with `Closed`.
+fn close(shared: &Shared, conn: Connection) {
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    drop(conn);
+    let rejected: Vec<Queued> = {
+        let mut state = shared.lock();
+        state.closed = true;
+        state.busy = false;
+        state.jobs.drain(..).collect()
+    };
+    rejected.into_iter().for_each(|q| (q.reject)(Error::Closed));
+}
+
+/// What a group's transaction came to: its callers' answers, not yet sent.
+struct Ran {
+    deliveries: Vec<Deliver>,
+    /// Why the commit failed, if it did.
+    commit_error: Option<Arc<rusqlite::Error>>,
+    committed: bool,
+}
+
+impl Ran {
+    const NOTHING: Ran = Ran { deliveries: Vec::new(), commit_error: None, committed: false };
+
+    /// Counts the commit and answers every caller.
+    fn deliver(self, shared: &Shared) {
+        if self.committed {
+            shared.commits.fetch_add(1, Ordering::Relaxed);
+        }
+        for deliver in self.deliveries {
+            deliver(self.commit_error.as_ref());
+        }
     }
 }
 
@@ -250,17 +469,17 @@ fn reject_into<R: Send + 'static>(answer: async_channel::Sender<Result<R>>) -> R
     })
 }
 
-/// Runs one group in one transaction; whether it committed.
-fn run_group(conn: &mut Connection, jobs: Vec<(Job, Reject)>) -> bool {
+/// Runs one group in one transaction; the answers wait for [`Ran::deliver`].
+fn run_group(conn: &mut Connection, jobs: Vec<(Job, Reject)>) -> Ran {
     if jobs.is_empty() {
-        return false;
+        return Ran::NOTHING;
     }
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(err) => {
             let err = Arc::new(err);
             jobs.into_iter().for_each(|(_, reject)| reject(Error::WriteFailed(err.clone())));
-            return false;
+            return Ran::NOTHING;
         }
     };
     let grouped = jobs.len() > 1;
@@ -292,8 +511,6 @@ fn run_group(conn: &mut Connection, jobs: Vec<(Job, Reject)>) -> bool {
     if let Some(err) = &commit_error {
         log::error!("database: commit failed, {} writes lost: {err}", deliveries.len());
     }
-    for deliver in deliveries {
-        deliver(commit_error.as_ref());
-    }
-    any_ok && commit_error.is_none()
+    let committed = any_ok && commit_error.is_none();
+    Ran { deliveries, commit_error, committed }
 }
