@@ -596,11 +596,22 @@ fn a_database_others_could_read_is_made_private_when_opened() {
 fn dropping_the_last_handle_closes_the_writer_connection() {
     // No `close`: the writer thread ends when the last handle goes and closes its connection
     // there; with every connection closed SQLite checkpoints the WAL and removes it.
+    dropping_closes_every_connection(Duration::ZERO);
+}
+
+#[test]
+fn dropping_the_last_handle_after_the_writer_idled_out_closes_its_connection() {
+    // After a second without work the writer thread has ended and handed its connection back.
+    dropping_closes_every_connection(Duration::from_millis(1500));
+}
+
+fn dropping_closes_every_connection(idle: Duration) {
     let (_dir, path) = fresh();
     let db = open(&path, None).unwrap();
     insert(&db, "a").unwrap();
     let wal = PathBuf::from(format!("{}-wal", path.display()));
     assert!(wal.exists());
+    std::thread::sleep(idle);
     drop(db);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while wal.exists() && std::time::Instant::now() < deadline {

@@ -145,10 +145,12 @@ struct Inner {
     encrypted: bool,
     /// The schema version after migrations.
     schema_version: u32,
-    /// The writer thread, which owns the writer connection, and its queue of write closures.
-    writer: writer::Writer,
-    /// Idle readers; a reader in use is out of the channel.
+    /// Idle readers; a reader in use is out of the channel. Declared before the writer so that
+    /// on drop they close first: the writer's connection, closing last, checkpoints the WAL
+    /// and removes it (a read-only connection cannot).
     idle_readers: (async_channel::Sender<Unblock<Connection>>, async_channel::Receiver<Unblock<Connection>>),
+    /// The writer's queue and thread, which owns the writer connection.
+    writer: writer::Writer,
     /// Bounds and behaviour.
     options: Options,
 }
@@ -302,7 +304,7 @@ fn open_blocking(path: PathBuf, password: Option<Password>, options: Options) ->
         encrypted: options_encrypted(&writer),
         path,
         schema_version,
-        writer: writer::Writer::start(writer).map_err(Error::WriterThread)?,
+        writer: writer::Writer::new(writer),
         idle_readers,
         options,
     })

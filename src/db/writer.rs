@@ -13,7 +13,8 @@
 //! every park). So, on a machine with more than one core:
 //! - the writer is a thread of its own, and after its queue empties it stays awake for
 //!   [`SPIN`] before it parks, so a caller that writes again as soon as it has its answer
-//!   finds it awake;
+//!   finds it awake; after [`IDLE_EXIT`] without work it hands the connection back and ends
+//!   (an idle daemon holds no writer thread), and the next write starts a new one;
 //! - a caller whose write the writer takes at once waits for the answer by yielding to the
 //!   executor for up to [`ANSWER_SPIN`] (other tasks run meanwhile, and the loop still polls
 //!   its reactor between them) before it sleeps; most single writes are answered within it.
@@ -50,6 +51,9 @@ pub const SPIN: Duration = Duration::from_micros(50);
 /// one-row write takes 15-40 us on this project's 2-core test VM (SQLCipher's page encryption
 /// included; bench/db_bench.rs); a longer one pays the wake-up it would have paid anyway.
 pub const ANSWER_SPIN: Duration = Duration::from_micros(200);
+
+/// How long a parked writer thread waits for work before it ends.
+pub const IDLE_EXIT: Duration = Duration::from_secs(1);
 
 /// How many waits go without spinning after a spin that waited its whole window in vain.
 pub const SKIP_AFTER_MISS: u32 = 64;
@@ -148,6 +152,10 @@ struct State {
     closed: bool,
     /// Why the writer stopped for good (its own code panicked); later writes fail with it.
     failed: Option<String>,
+    /// The connection, while no writer thread holds it.
+    conn: Option<Connection>,
+    /// The writer thread, while there is one.
+    thread: Option<Thread>,
 }
 
 /// What the writer thread and the callers share.
@@ -171,11 +179,11 @@ impl Shared {
     }
 }
 
-/// A handle to the writer thread and its queue. Dropping it (the last clone of the database)
-/// ends the thread, which closes the connection on its own thread, never on the caller's.
+/// A handle to the writer's queue (and its thread, while it runs). Dropping it (the last clone
+/// of the database) closes the connection off the caller's thread: on the writer thread after
+/// what is queued, or on the blocking pool when no thread is running.
 pub(crate) struct Writer {
     shared: Arc<Shared>,
-    thread: Thread,
 }
 
 impl std::fmt::Debug for Writer {
@@ -192,23 +200,19 @@ pub(crate) struct Submitted<R> {
 }
 
 impl Writer {
-    /// Starts the writer thread with `conn`. Blocking (it asks the system for its cores): call
-    /// it where `conn` was opened, on the pool.
-    pub(crate) fn start(conn: Connection) -> std::io::Result<Writer> {
+    /// The writer for `conn`; its thread starts with the first write. Blocking (it asks the
+    /// system for its cores): call it where `conn` was opened, on the pool.
+    pub(crate) fn new(conn: Connection) -> Writer {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let shared = Arc::new(Shared {
-            state: Mutex::default(),
+            state: Mutex::new(State { conn: Some(conn), ..State::default() }),
             queued: AtomicBool::new(false),
             failure: event_listener::Event::new(),
             commits: AtomicU64::new(0),
             idle_spin: Spin::new(SPIN, cores > 1),
             answer_spin: Spin::new(ANSWER_SPIN, cores > 1),
         });
-        let runner = shared.clone();
-        let handle = std::thread::Builder::new()
-            .name("robin-db-writer".into())
-            .spawn(move || run_guarded(&runner, conn))?;
-        Ok(Writer { shared, thread: handle.thread().clone() })
+        Writer { shared }
     }
 
     /// Queues `f`; the answer yields its result after the commit. `claim` lets the caller
@@ -306,14 +310,56 @@ impl Writer {
             return false;
         }
         let behind_other_work = state.busy || !state.jobs.is_empty();
+        let unpark = match (state.thread.clone(), state.conn.take()) {
+            (Some(thread), _) => std::mem::replace(&mut state.parked, false).then_some(thread),
+            (None, Some(conn)) => match self.spawn_thread(conn) {
+                Ok(thread) => {
+                    state.thread = Some(thread);
+                    None
+                }
+                Err((conn, err)) => {
+                    state.conn = Some(conn);
+                    drop(state);
+                    log::error!("database: cannot start the writer thread: {err}");
+                    (queued.reject)(Error::WriterThread(err));
+                    return false;
+                }
+            },
+            // Unreachable: the connection is with the thread or here until closed.
+            (None, None) => {
+                drop(state);
+                (queued.reject)(Error::Closed);
+                return false;
+            }
+        };
         state.jobs.push_back(queued);
         self.shared.queued.store(true, Ordering::Release);
-        let unpark = std::mem::replace(&mut state.parked, false);
         drop(state);
-        if unpark {
-            self.thread.unpark();
+        if let Some(thread) = unpark {
+            thread.unpark();
         }
         behind_other_work
+    }
+
+    /// Starts a writer thread with `conn` (given back if the system refuses a thread).
+    fn spawn_thread(&self, conn: Connection) -> std::result::Result<Thread, (Connection, std::io::Error)> {
+        // The connection crosses over through a slot so that a refused spawn can give it back.
+        let slot = Arc::new(Mutex::new(Some(conn)));
+        let runner = (self.shared.clone(), slot.clone());
+        let spawned = std::thread::Builder::new().name("robin-db-writer".into()).spawn(move || {
+            let (shared, slot) = runner;
+            let conn = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(conn) = conn {
+                run_guarded(&shared, conn);
+            }
+        });
+        match spawned {
+            Ok(handle) => Ok(handle.thread().clone()),
+            Err(err) => {
+                let conn = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                Err((conn.expect("the thread never started"), err))
+            }
+        }
     }
 
     /// Resolves with the reason once the writer has failed for good.
@@ -335,13 +381,19 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        // The last handle: nobody can queue anything any more. The thread finishes what is
-        // queued, closes the connection and ends.
+        // The last handle: nobody can queue anything any more. A running thread finishes what
+        // is queued, closes the connection and ends; without one, the pool closes it.
         let mut state = self.shared.lock();
         state.closed = true;
-        state.parked = false;
+        let unpark = std::mem::replace(&mut state.parked, false).then(|| state.thread.clone()).flatten();
+        let idle_conn = state.conn.take();
         drop(state);
-        self.thread.unpark();
+        if let Some(thread) = unpark {
+            thread.unpark();
+        }
+        if let Some(conn) = idle_conn {
+            blocking::unblock(move || drop(conn)).detach();
+        }
     }
 }
 
@@ -363,10 +415,12 @@ fn run_guarded(shared: &Shared, conn: Connection) {
     shared.failure.notify(usize::MAX);
 }
 
-/// Takes the queue group by group until the database is closed.
-fn run(shared: &Shared, mut conn: Connection) {
+/// Takes the queue group by group until the database is closed or the writer idles out.
+fn run(shared: &Shared, conn: Connection) {
+    let mut slot = Some(conn);
     loop {
-        let Some(taken) = next_group(shared) else { return };
+        let Some(taken) = next_group(shared, &mut slot) else { return };
+        let Some(conn) = slot.as_mut() else { return };
         crate::runtime::inject_fault("writer");
         let jobs = taken.into_iter().filter(|q| {
             q.claim.compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire).is_ok()
@@ -377,18 +431,18 @@ fn run(shared: &Shared, mut conn: Connection) {
             match queued.work {
                 Work::Tx(job) => group.push((job, queued.reject)),
                 Work::Raw(raw) => {
-                    run_group(&mut conn, std::mem::take(&mut group)).deliver(shared);
-                    raw(&mut conn);
+                    run_group(conn, std::mem::take(&mut group)).deliver(shared);
+                    raw(conn);
                 }
                 Work::Close(done) => {
-                    run_group(&mut conn, std::mem::take(&mut group)).deliver(shared);
-                    close(shared, conn);
+                    run_group(conn, std::mem::take(&mut group)).deliver(shared);
+                    close(shared, &mut slot);
                     drop(done);
                     return;
                 }
             }
         }
-        let last = run_group(&mut conn, group);
+        let last = run_group(conn, group);
         // Not busy before the answers go out: a caller that writes again at once must find
         // the writer idle, or it would arm a timer it does not need (see `submit`).
         shared.lock().busy = false;
@@ -396,10 +450,13 @@ fn run(shared: &Shared, mut conn: Connection) {
     }
 }
 
-/// Waits for work (spinning for [`SPIN`], then parked) and takes up to [`MAX_GROUP`] jobs;
-/// `None` once the database is closed and nothing is left.
-fn next_group(shared: &Shared) -> Option<Vec<Queued>> {
+/// Waits for work (spinning for [`SPIN`], then parked) and takes up to [`MAX_GROUP`] jobs.
+/// `None` ends the thread: the database is closed and nothing is left (the connection closes
+/// with the thread), or nothing came for [`IDLE_EXIT`] (the connection goes back to the
+/// shared state, for the next write's thread).
+fn next_group(shared: &Shared, conn: &mut Option<Connection>) -> Option<Vec<Queued>> {
     let mut spun = false;
+    let mut idle_since: Option<Instant> = None;
     loop {
         let mut state = shared.lock();
         if !state.jobs.is_empty() {
@@ -411,6 +468,13 @@ fn next_group(shared: &Shared) -> Option<Vec<Queued>> {
             return Some(state.jobs.drain(..take).collect());
         }
         if state.closed {
+            state.thread = None;
+            return None;
+        }
+        if idle_since.is_some_and(|since| since.elapsed() >= IDLE_EXIT) {
+            state.conn = conn.take();
+            state.thread = None;
+            state.parked = false;
             return None;
         }
         if !spun {
@@ -421,19 +485,21 @@ fn next_group(shared: &Shared) -> Option<Vec<Queued>> {
         }
         state.parked = true;
         drop(state);
-        // Unparked by `enqueue` or by the last handle's drop; a spurious wake-up only loops.
-        std::thread::park();
-        spun = false;
+        let since = *idle_since.get_or_insert_with(Instant::now);
+        // Unparked by `enqueue` or by the last handle's drop; an early wake-up only loops.
+        std::thread::park_timeout(IDLE_EXIT.saturating_sub(since.elapsed()));
     }
 }
 
 /// Closes the connection after a WAL checkpoint; later writes fail with `Closed`.
-fn close(shared: &Shared, conn: Connection) {
-    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
-    drop(conn);
+fn close(shared: &Shared, conn: &mut Option<Connection>) {
+    if let Some(conn) = conn.take() {
+        let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    }
     let rejected: Vec<Queued> = {
         let mut state = shared.lock();
         state.closed = true;
+        state.thread = None;
         state.busy = false;
         state.jobs.drain(..).collect()
     };
@@ -513,4 +579,46 @@ fn run_group(conn: &mut Connection, jobs: Vec<(Job, Reject)>) -> Ran {
     }
     let committed = any_ok && commit_error.is_none();
     Ran { deliveries, commit_error, committed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_one(writer: &Writer, value: i64) -> Result<i64> {
+        let claim = Arc::new(AtomicU8::new(QUEUED));
+        let submitted = writer.submit(
+            move |tx| {
+                tx.execute("INSERT INTO t (v) VALUES (?1)", [value])?;
+                Ok(value)
+            },
+            claim,
+        );
+        futures_lite::future::block_on(writer.answer(submitted.answer))
+    }
+
+    fn has_thread(writer: &Writer) -> bool {
+        writer.shared.lock().thread.is_some()
+    }
+
+    #[test]
+    fn the_thread_starts_with_a_write_and_ends_when_idle() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER)").unwrap();
+        let writer = Writer::new(conn);
+        assert!(!has_thread(&writer), "no thread before the first write");
+        assert_eq!(write_one(&writer, 1).unwrap(), 1);
+        assert!(has_thread(&writer));
+        let deadline = Instant::now() + IDLE_EXIT * 10;
+        while has_thread(&writer) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!has_thread(&writer), "the writer thread outlived {IDLE_EXIT:?} without work");
+        assert!(writer.shared.lock().conn.is_some(), "the connection was handed back");
+        // The next write starts a new thread on the same connection.
+        assert_eq!(write_one(&writer, 2).unwrap(), 2);
+        let raw = writer
+            .submit_raw(|conn| Ok(conn.query_row::<i64, _, _>("SELECT sum(v) FROM t", [], |r| r.get(0))?));
+        assert_eq!(futures_lite::future::block_on(raw.recv()).unwrap().unwrap(), 3);
+    }
 }
