@@ -647,3 +647,18 @@ fn writes_queued_before_close_are_finished_and_later_ones_refused() {
     assert!(matches!(insert(&db, "late"), Err(Error::Closed)));
     assert_eq!(count(&open(&path, None).unwrap()), 5);
 }
+
+#[test]
+fn encrypted_databases_keep_a_larger_page_cache() {
+    let (_dir, path) = fresh();
+    let cache = |db: &Database| -> i64 {
+        block_on(db.read(|tx| Ok(tx.query_row("PRAGMA cache_size", [], |r| r.get(0))?))).unwrap()
+    };
+    let defaults = Options::default();
+    let plain = open(&path, None).unwrap();
+    assert_eq!(cache(&plain), -i64::from(defaults.cache_kib));
+    let (_dir, path) = fresh();
+    let encrypted = open(&path, Some("secret")).unwrap();
+    assert_eq!(cache(&encrypted), -i64::from(defaults.encrypted_cache_kib));
+    assert!(defaults.encrypted_cache_kib > defaults.cache_kib);
+}

@@ -108,7 +108,7 @@ pub(crate) fn open(
     conn.busy_timeout(options.busy_timeout).map_err(open_err)?;
     let mut pragmas = format!(
         "PRAGMA foreign_keys = ON; PRAGMA cache_size = -{}; PRAGMA synchronous = {};",
-        options.cache_kib,
+        if password.is_some() { options.encrypted_cache_kib } else { options.cache_kib },
         match options.synchronous {
             Synchronous::Normal => "NORMAL",
             Synchronous::Full => "FULL",
