@@ -182,7 +182,6 @@ fn raw_rusqlite(path: &std::path::Path, rows: i64, small: i64) -> (f64, f64, f64
     };
     let cold = best_of(1, &mut scan);
     let hot = best_of(SCANS, &mut scan);
-    drop(scan);
     let started = Instant::now();
     for i in 0..small {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
