@@ -44,11 +44,14 @@ fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
 
-    let raw = raw_rusqlite(&dir.path().join("raw.db"), rows, small);
+    let raw = raw_rusqlite(&dir.path().join("raw.db"), rows, small, None);
     report("raw_rusqlite", "bulk_insert", rows, raw.0);
     report("raw_rusqlite", "full_scan_cold", rows, raw.1);
     report("raw_rusqlite", "full_scan", rows, raw.2);
     report("raw_rusqlite", "small_writes", small, raw.3);
+    // SQLCipher's own cost per commit (a page encrypted and MACed), with no robin around it.
+    let raw_keyed = raw_rusqlite(&dir.path().join("raw_keyed.db"), rows, small, Some("bench password"));
+    report("raw_sqlcipher", "small_writes", small, raw_keyed.3);
 
     for (label, password) in [("robin_plain", None), ("robin_sqlcipher", Some("bench password"))] {
         let path = dir.path().join(format!("{label}.db"));
@@ -148,8 +151,15 @@ fn main() {
 /// The same work with rusqlite on this thread, no pool, no closures: the floor under robin's
 /// numbers. Small writes are one `BEGIN IMMEDIATE` ... `COMMIT` each, with the statement
 /// cache, as robin's.
-fn raw_rusqlite(path: &std::path::Path, rows: i64, small: i64) -> (f64, f64, f64, f64) {
-    let mut conn = rusqlite::Connection::open(path).unwrap();
+fn raw_rusqlite(path: &std::path::Path, rows: i64, small: i64, key: Option<&str>) -> (f64, f64, f64, f64) {
+    let open = || {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        if let Some(key) = key {
+            conn.execute_batch(&format!("PRAGMA key = '{key}';")).unwrap();
+        }
+        conn
+    };
+    let mut conn = open();
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
          CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, amount TEXT)",
@@ -167,7 +177,7 @@ fn raw_rusqlite(path: &std::path::Path, rows: i64, small: i64) -> (f64, f64, f64
     let insert = started.elapsed().as_secs_f64();
     // Cold: a fresh connection, as robin's readers are.
     drop(conn);
-    let mut conn = rusqlite::Connection::open(path).unwrap();
+    let mut conn = open();
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;").unwrap();
     let mut scan = || {
         let tx = conn.transaction().unwrap();

@@ -65,6 +65,8 @@ def main(runs):
                        ("small_writes_concurrent", "")):
         overhead = [v - 1 for v in ratio(("robin_sqlcipher", work), ("robin_plain", work), "seconds")]
         print(f"SQLCipher overhead, {work}{what}: {spread(overhead, lambda v: f'{v * 100:+.0f}%')} (target < 20%)")
+    overhead = [v - 1 for v in ratio(("raw_sqlcipher", "small_writes"), ("raw_rusqlite", "small_writes"), "seconds")]
+    print(f"SQLCipher's own overhead per single-write commit, raw rusqlite on one thread: {spread(overhead, lambda v: f'{v * 100:+.0f}%')}")
     print(json.dumps({f"{k[0]}/{k[1]}": v for k, v in runs_by.items()}), file=sys.stderr)
 
 
