@@ -363,3 +363,36 @@ fn last_run_times_survive_a_restart_in_the_database() {
     ex.block_on(scheduler.tick());
     assert_eq!(runs.get(), 2, "due again after its interval");
 }
+
+#[test]
+fn names_and_durations_are_each_tasks_own() {
+    // Runs of one name share an allocation; a change of name must not leak into the next
+    // task, and a task's duration is its own.
+    let ex = Spawner::new();
+    let (tasks, _) = tracker(&ex);
+    let names = ["prices", "prices", "balances", "prices", String::from("balances").leak()];
+    ex.block_on(async {
+        for name in names {
+            tasks.spawn_and_track(name, never(), SpawnOptions::default());
+        }
+        let running: Vec<String> = tasks.running().into_iter().map(|info| info.name).collect();
+        assert_eq!(running, names);
+        let slow = tasks.spawn_and_track(
+            "slow",
+            async {
+                async_io::Timer::after(Duration::from_millis(120)).await;
+                Ok::<_, String>(())
+            },
+            SpawnOptions::default(),
+        );
+        let quick = tasks.spawn_and_track("quick", async { Ok::<_, String>(()) }, SpawnOptions::default());
+        quick.outcome().await;
+        slow.outcome().await;
+        tasks.clear();
+    });
+    let history = tasks.history();
+    let duration = |name: &str| history.iter().find(|f| &*f.name == name).unwrap().duration_ms;
+    // The coarse clock ticks every 1-4 ms.
+    assert!(duration("slow") >= 100, "{history:?}");
+    assert!(duration("quick") < 100, "{history:?}");
+}
