@@ -260,14 +260,7 @@ impl TaskManager {
         let name = self.shared_name(name.as_ref());
         let slot = Rc::new(OutcomeSlot::default());
         let manager = Rc::downgrade(&self.inner);
-        let work = async move {
-            let outcome = match AssertUnwindSafe(future).catch_unwind().await {
-                Ok(Ok(value)) => Outcome::Completed(serde_json::to_value(value).unwrap_or(Value::Null)),
-                Ok(Err(err)) => Outcome::Failed(crate::error_chain(&*err.into())),
-                Err(panic) => Outcome::Failed(format!("panicked: {}", crate::runtime::panic_message(&panic))),
-            };
-            finish(&manager, id, outcome);
-        };
+        let work = Tracked { work: AssertUnwindSafe(future).catch_unwind(), manager, id };
         let run = match options.delay {
             Some(delay) => {
                 let due = crate::runtime::deadline_after(delay);
@@ -479,6 +472,40 @@ impl TaskManager {
             self.inner.result_bytes.set(self.inner.result_bytes.get() - old_bytes);
             log::warn!("task {old}: its unfetched result was dropped to make room for newer ones");
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A tracked task's work: its future, then the bookkeeping when it ends. A named future,
+    /// not an `async` block: the block would hold the future twice (captured, and moved into
+    /// its `.await`), 152 bytes instead of 80 for a 64-byte future, for every task while it
+    /// waits (the same measure gives 16 bytes instead of 24 for the smallest).
+    struct Tracked<F> {
+        #[pin]
+        work: futures_lite::future::CatchUnwind<AssertUnwindSafe<F>>,
+        manager: Weak<Inner>,
+        id: TaskId,
+    }
+}
+
+impl<F, T, E> Future for Tracked<F>
+where
+    F: Future<Output = Result<T, E>>,
+    T: Serialize,
+    E: Into<TaskError>,
+{
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let this = self.project();
+        let std::task::Poll::Ready(ended) = this.work.poll(cx) else { return std::task::Poll::Pending };
+        let outcome = match ended {
+            Ok(Ok(value)) => Outcome::Completed(serde_json::to_value(value).unwrap_or(Value::Null)),
+            Ok(Err(err)) => Outcome::Failed(crate::error_chain(&*err.into())),
+            Err(panic) => Outcome::Failed(format!("panicked: {}", crate::runtime::panic_message(&panic))),
+        };
+        finish(this.manager, *this.id, outcome);
+        std::task::Poll::Ready(())
     }
 }
 
