@@ -25,7 +25,8 @@ use crate::runtime::timeout;
 
 /// How long a closing client gets to take its last frames (the close frame included).
 pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
-/// The close code for a client whose queue overflowed: "Try Again Later".
+/// The close code for a client past its queue's hard bounds, or stuck past its soft bounds:
+/// "Try Again Later".
 pub const CLOSE_TOO_SLOW: u16 = 1013;
 
 /// Runs the session until the client leaves, misbehaves or falls too far behind.
@@ -47,7 +48,7 @@ pub(crate) async fn run(
         // The writer now flushes what is queued; a client that does not take it is cut off.
         Timer::after(CLOSE_GRACE).await;
     };
-    write_loop(&socket, outbox, notifier.limits.write_timeout).or(reader).await;
+    write_loop(&socket, outbox, &notifier.limits).or(reader).await;
     let _ = socket.get_ref().shutdown(Shutdown::Both);
 }
 
@@ -124,22 +125,29 @@ fn close_for(err: &WsError) -> Option<(CloseCode, &'static str)> {
 
 /// Most frames handed to one `writev(2)`.
 const MAX_BATCH_FRAMES: usize = 128;
+/// Most bytes the writer takes out of the queue at once (a larger first frame is taken
+/// alone): what it holds outside the queue's bounds.
+const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 /// Writes the outbox to the socket until it drains, overflows or the socket fails.
 ///
 /// Whatever is queued when the writer runs goes out in one `writev`: under load a client
 /// costs one syscall per batch instead of one per message.
-async fn write_loop(socket: &Async<TcpStream>, outbox: &Outbox, write_timeout: Duration) {
+async fn write_loop(socket: &Async<TcpStream>, outbox: &Outbox, limits: &Limits) {
     let mut batch = Vec::with_capacity(MAX_BATCH_FRAMES);
     while let Some(first) = outbox.pop().await {
+        let mut bytes = first.bytes().len();
         batch.push(first);
-        while batch.len() < MAX_BATCH_FRAMES {
+        while batch.len() < MAX_BATCH_FRAMES && bytes < MAX_BATCH_BYTES {
             match outbox.try_pop() {
-                Some(out) => batch.push(out),
+                Some(out) => {
+                    bytes += out.bytes().len();
+                    batch.push(out);
+                }
                 None => break,
             }
         }
-        let written = write_batch(socket, outbox, &batch, write_timeout).await;
+        let written = write_batch(socket, outbox, &batch, limits).await;
         batch.clear();
         if !written {
             return;
@@ -151,23 +159,20 @@ async fn write_loop(socket: &Async<TcpStream>, outbox: &Outbox, write_timeout: D
     }
 }
 
-/// Writes a batch of frames. If the outbox overflows meanwhile, only the frame in progress is
-/// finished (within the grace period) so that the close frame starts on a frame boundary.
-/// False when the socket failed, the client took nothing for `write_timeout`, or the batch was
-/// cut short.
-async fn write_batch(
-    socket: &Async<TcpStream>,
-    outbox: &Outbox,
-    batch: &[Out],
-    write_timeout: Duration,
-) -> bool {
+/// Writes a batch of frames. If the outbox overflows meanwhile (past its hard bounds, or
+/// behind and stuck for the grace period), only the frame in progress is finished (within
+/// [`CLOSE_GRACE`]) so that the close frame starts on a frame boundary. False when the socket
+/// failed, the client took nothing for `write_timeout`, or the batch was cut short.
+async fn write_batch(socket: &Async<TcpStream>, outbox: &Outbox, batch: &[Out], limits: &Limits) -> bool {
+    let (write_timeout, grace) = (limits.write_timeout, limits.slow_client_grace);
     let total: usize = batch.iter().map(|out| out.bytes().len()).sum();
     let mut written = 0;
+    let mut progress = Instant::now();
     while written < total {
         let slices = slices_from(batch, written, total);
         let step = async { Some(timeout(write_timeout, (&*socket).write_vectored(&slices)).await) }
             .or(async {
-                outbox.overflowed().await;
+                outbox.overflowed_or_stalled(progress, grace).await;
                 None
             })
             .await;
@@ -177,7 +182,10 @@ async fn write_batch(
                 return false;
             }
             Some(Some(Ok(0))) | Some(Some(Err(_))) => return false,
-            Some(Some(Ok(n))) => written += n,
+            Some(Some(Ok(n))) => {
+                written += n;
+                progress = Instant::now();
+            }
             None => {
                 let boundary = frame_boundary_at_or_after(batch, written);
                 return timeout(CLOSE_GRACE, write_range(socket, batch, written, boundary)).await
@@ -277,7 +285,7 @@ impl AsyncWrite for Transport {
     fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         // Bounded like broadcasts: a client that floods us with pings or echoes but never reads
         // overflows its queue and is closed, instead of growing it forever.
-        if !self.outbox.push(Out::Owned(buf.to_vec())) && self.outbox.state() == State::Overflowed {
+        if !self.outbox.push_own(buf.to_vec()) && self.outbox.state() == State::Overflowed {
             return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "client queue overflowed")));
         }
         Poll::Ready(Ok(buf.len()))
