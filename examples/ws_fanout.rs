@@ -7,7 +7,8 @@
 //! Listens on `ws://127.0.0.1:P/ws` and prints `READY` on stdout. Once N clients are connected
 //! it broadcasts M `legacy` warnings whose value is `seq=<i> t=<ns since the Unix epoch at
 //! send> <S bytes of padding>` (at R messages per second when `--rate` is given, else as fast
-//! as the clients take them), then one whose value is `bench_done`, and exits 1 s later. This
+//! as the clients take them), then one whose value is `bench_done`, waits until every client
+//! has left (at most 60 s: slow readers take what is still queued) and exits 1 s later. This
 //! interface is how robin is compared with other implementations (bench/ws_fanout.py is the
 //! Python peer): keep it exact.
 use std::rc::Rc;
@@ -87,6 +88,10 @@ fn main() {
             }
         }
         notifier.broadcast(&warning("bench_done".into()));
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while notifier.client_count() > 0 && Instant::now() < give_up {
+            Timer::after(Duration::from_millis(10)).await;
+        }
         Timer::after(Duration::from_secs(1)).await;
     });
     let stats = notifier.stats();
