@@ -81,10 +81,16 @@ def run_case(name: str, clients: int, messages: int, size: int, rate=None, read_
         load_args = [LOAD, "--port", str(port), "--clients", str(clients), "--timeout", "300"]
         if read_rate:
             load_args += ["--read-rate", str(read_rate)]
-        load = subprocess.run(load_args, capture_output=True, text=True, timeout=330)
+        load = subprocess.Popen(load_args, stdout=subprocess.PIPE, text=True)
+        load_out = load.stdout.read()
+        load_usage = reap(load, timeout=330)
         peak_kib = status_kib(server.pid, "VmHWM")  # the server lingers 1 s after its clients left
-        result = json.loads(load.stdout)
+        result = json.loads(load_out)
         usage = reap(server)
+        fanout = [line.split(" ", 1)[1] for line in server.stdout.read().splitlines() if line.startswith("FANOUT ")]
+        result["fanout"] = json.loads(fanout[0]) if fanout else None
+        # Preemptions: how often each process was made to wait for a core while it could run.
+        result["server_preempted"], result["load_preempted"] = usage.ru_nivcsw, load_usage.ru_nivcsw
         cpu_s = usage.ru_utime + usage.ru_stime
         result.update(server=name, messages=messages, size=size, rate=rate, read_rate=read_rate,
                       peak_rss_kib=peak_kib, lost=clients * messages - result["deliveries"], cpu_s=cpu_s,
@@ -186,6 +192,15 @@ def main() -> int:
         p99s = [r["p99_us"] / 1000 for r in paced if r["server"] == name]
         print(f"paced, 100 clients at 1,000 msg/s, {paced_runs} runs: {name} p99 ms "
               f"{', '.join(f'{p:.2f}' for p in p99s)} (worst {max(p99s):.2f})")
+    # Where robin's tail comes from: its own share (t to every writer having run) against the
+    # whole, and how often the server and the load generator were preempted on the shared cores.
+    print(f"paced robin runs, load average {os.getloadavg()[0]:.1f} at the end:")
+    for r in (r for r in paced if r["server"] == "robin"):
+        own = r["fanout"] or {}
+        print(f"  end-to-end p50 {r['p50_us'] / 1000:.2f} / p99 {r['p99_us'] / 1000:.2f} ms; robin's share "
+              f"(t to the last client's writev) p50 {own.get('p50_us', 0) / 1000:.2f} / p99 "
+              f"{own.get('p99_us', 0) / 1000:.2f} / max {own.get('max_us', 0) / 1000:.2f} ms; preempted: "
+              f"server {r['server_preempted']:,}, load generator {r['load_preempted']:,} times")
     if not opts.quick:
         burst = [run_case(name, BURST["clients"], BURST["messages"], BURST["size"], read_rate=BURST["read_rate"])
                  for name in names]
