@@ -13,8 +13,9 @@
 //! `client_queue_max_bytes` (8 MiB by default) in all, plus per client a 24-byte slot per
 //! queued frame (at most `client_queue_max_messages`, 8192: 192 KiB), at most
 //! `client_queue_bytes` (1 MiB) of its own frames, and the batch its writer has in hand (at
-//! most 64 KiB, or one frame). Code on other threads
-//! broadcasts through a [`NotifierHandle`] ([`handle`]).
+//! most 64 KiB, or one frame).
+//!
+//! Code on other threads broadcasts through a [`NotifierHandle`] ([`handle`]).
 //!
 //! May touch: the sockets of its subscribers (handed over by `server` and `ipc` through
 //! [`Subscription`]) and the handle's channel.
