@@ -28,13 +28,16 @@ def run(title, command):
 
 def main():
     subprocess.run(["cargo", "build", "--release", "--bins", "--examples", "-q"], cwd=ROOT, check=True)
+    # The tokio peer is its own crate (own workspace and lock file): tokio stays out of robin's graph.
+    subprocess.run(["cargo", "build", "--release", "-q", "--manifest-path", "bench/ws_peer_tokio/Cargo.toml"],
+                   cwd=ROOT, check=True)
     if not os.path.exists(VENV_PYTHON):
         sys.exit("tests/.venv is missing: run tests/run.sh once (it installs websockets, aiosqlite, httpx)")
     cores = os.cpu_count()
     print(f"# robin benchmarks\n\n{datetime.date.today()}, {platform.machine()}, {cores} cores, "
           f"{platform.python_implementation()} {platform.python_version()} for the Python peers.")
     run("Footprint (robind, 20 starts)", [sys.executable, os.path.join(ROOT, "bench/footprint.py"), "--runs", "20"])
-    run("WebSocket fan-out: robin vs asyncio + websockets", [VENV_PYTHON, os.path.join(ROOT, "bench/ws_fanout_report.py")])
+    run("WebSocket fan-out: robin vs tokio + tokio-tungstenite and asyncio + websockets", [VENV_PYTHON, os.path.join(ROOT, "bench/ws_fanout_report.py")])
     run("Migration bridge: Python through robind vs Python serving websockets", [VENV_PYTHON, os.path.join(ROOT, "bench/bridge_report.py")])
     run("Tasks: robin vs asyncio", [VENV_PYTHON, os.path.join(ROOT, "bench/tasks_report.py")])
     run("Database: robin vs raw rusqlite and aiosqlite", [VENV_PYTHON, os.path.join(ROOT, "bench/db_report.py")])

@@ -5,7 +5,8 @@ Same interface as `cargo run --release --example ws_fanout`:
     ws_fanout.py --port P --clients N --messages M --size S [--rate R]
 Listens on ws://127.0.0.1:P/ws, prints READY, waits for N clients, broadcasts M legacy
 warnings whose value is "seq=<i> t=<ns since epoch at send> <S bytes>", then one whose value is
-"bench_done", and exits 1 s later. Uses websockets.broadcast(), the library's
+"bench_done", waits until every client has left (at most 60 s: slow readers take what is still
+queued) and exits 1 s later. Uses websockets.broadcast(), the library's
 own fan-out helper, with the write limit raised so that no message is skipped.
 """
 import argparse
@@ -49,6 +50,9 @@ async def main(opts: argparse.Namespace) -> None:
             await asyncio.sleep(0)
         done = {"type": "legacy", "data": {"verbosity": "warning", "value": "bench_done"}}
         broadcast(clients, json.dumps(done, separators=COMPACT))
+        give_up = time.monotonic() + 60
+        while clients and time.monotonic() < give_up:
+            await asyncio.sleep(0.01)
         await asyncio.sleep(1)
 
 

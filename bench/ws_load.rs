@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! cargo run --release --example ws_load -- --port P --clients N [--timeout SECS] [--idle SECS]
+//!     [--read-rate BYTES_PER_SEC]
 //! ```
 //!
 //! Connects N clients to `ws://127.0.0.1:P/ws` and reads until each has seen `bench_done`.
@@ -9,7 +10,9 @@
 //! same clock, same machine). Prints one JSON line: deliveries, deliveries per second (from the
 //! first send to the last receipt), p50/p99 latency in microseconds, and clients that were
 //! closed before `bench_done`. With `--idle SECS` it only connects, holds the connections for
-//! SECS (for memory-per-connection measurements), prints `CONNECTED` and exits.
+//! SECS (for memory-per-connection measurements), prints `CONNECTED` and exits. With
+//! `--read-rate R` each client reads steadily but slowly: at most R/100 bytes every 10 ms, a
+//! client that is behind during a burst but never stuck.
 use std::cell::RefCell;
 use std::net::TcpStream;
 use std::rc::Rc;
@@ -64,9 +67,11 @@ async fn handshake(port: u16) -> (Async<TcpStream>, Vec<u8>) {
 
 /// One client: reads raw server frames (unmasked, by the RFC) from large reads, so that the
 /// load generator costs far less per message than the servers it measures.
-async fn client(port: u16, tally: Rc<RefCell<Tally>>) {
+async fn client(port: u16, tally: Rc<RefCell<Tally>>, read_rate: Option<usize>) {
     let (mut stream, mut buf) = handshake(port).await;
-    let mut chunk = vec![0u8; 256 * 1024];
+    // A slow reader takes a small chunk per tick; the rest waits in the kernel and the server.
+    let chunk_len = read_rate.map_or(256 * 1024, |rate| (rate / READS_PER_SEC).max(1));
+    let mut chunk = vec![0u8; chunk_len];
     loop {
         let mut consumed = 0;
         while let Some((opcode, payload, frame_len)) = parse_frame(&buf[consumed..]) {
@@ -97,6 +102,9 @@ async fn client(port: u16, tally: Rc<RefCell<Tally>>) {
             }
         }
         buf.drain(..consumed);
+        if read_rate.is_some() {
+            Timer::after(Duration::from_secs(1) / READS_PER_SEC as u32).await;
+        }
         match stream.read(&mut chunk).await {
             Ok(0) | Err(_) => {
                 tally.borrow_mut().cut_off += 1;
@@ -106,6 +114,9 @@ async fn client(port: u16, tally: Rc<RefCell<Tally>>) {
         }
     }
 }
+
+/// Reads per second of a slow client (`--read-rate`).
+const READS_PER_SEC: usize = 100;
 
 /// One complete unmasked frame at the start of `buf`: (opcode, payload, frame length).
 fn parse_frame(buf: &[u8]) -> Option<(u8, &[u8], usize)> {
@@ -121,6 +132,7 @@ fn parse_frame(buf: &[u8]) -> Option<(u8, &[u8], usize)> {
 
 fn main() {
     let (mut port, mut clients, mut timeout, mut idle) = (0u16, 1usize, 120u64, None::<u64>);
+    let mut read_rate = None::<usize>;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_default();
@@ -129,6 +141,7 @@ fn main() {
             "--clients" => clients = value.parse().expect("--clients"),
             "--timeout" => timeout = value.parse().expect("--timeout"),
             "--idle" => idle = Some(value.parse().expect("--idle")),
+            "--read-rate" => read_rate = Some(value.parse().expect("--read-rate")),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -144,7 +157,7 @@ fn main() {
             Timer::after(Duration::from_secs(secs)).await;
             return;
         }
-        let tasks: Vec<_> = (0..clients).map(|_| ex.spawn(client(port, tally.clone()))).collect();
+        let tasks: Vec<_> = (0..clients).map(|_| ex.spawn(client(port, tally.clone(), read_rate))).collect();
         let all = async {
             for task in tasks {
                 task.await;

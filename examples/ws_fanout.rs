@@ -7,7 +7,12 @@
 //! Listens on `ws://127.0.0.1:P/ws` and prints `READY` on stdout. Once N clients are connected
 //! it broadcasts M `legacy` warnings whose value is `seq=<i> t=<ns since the Unix epoch at
 //! send> <S bytes of padding>` (at R messages per second when `--rate` is given, else as fast
-//! as the clients take them), then one whose value is `bench_done`, and exits 1 s later. This
+//! as the clients take them), then one whose value is `bench_done`, waits until every client
+//! has left (at most 60 s: slow readers take what is still queued) and exits 1 s later. When
+//! paced, it then prints `FANOUT {"p50_us": .., "p99_us": .., "max_us": ..}` on stdout: the
+//! server's own share of the latency, from `t` to the moment every client's writer has run
+//! (taken when the producer's `yield_now` returns, as the executor runs the woken writers
+//! first). This
 //! interface is how robin is compared with other implementations (bench/ws_fanout.py is the
 //! Python peer): keep it exact.
 use std::rc::Rc;
@@ -74,6 +79,7 @@ fn main() {
         }
         let pad = "x".repeat(opts.size);
         let started = Instant::now();
+        let mut fanout_us = Vec::new();
         for seq in 0..opts.messages {
             if let Some(rate) = opts.rate {
                 Timer::at(started + Duration::from_secs_f64(seq as f64 / rate)).await;
@@ -85,9 +91,27 @@ fn main() {
             if opts.rate.is_some() || (seq + 1) % robin::notifier::handle::BURST_BEFORE_YIELD as u64 == 0 {
                 futures_lite::future::yield_now().await;
             }
+            if opts.rate.is_some() {
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+                fanout_us.push(((now - t) / 1000) as u64);
+            }
         }
         notifier.broadcast(&warning("bench_done".into()));
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while notifier.client_count() > 0 && Instant::now() < give_up {
+            Timer::after(Duration::from_millis(10)).await;
+        }
         Timer::after(Duration::from_secs(1)).await;
+        if !fanout_us.is_empty() {
+            fanout_us.sort_unstable();
+            let at = |p: f64| fanout_us[((fanout_us.len() as f64 * p) as usize).min(fanout_us.len() - 1)];
+            println!(
+                "FANOUT {{\"p50_us\": {}, \"p99_us\": {}, \"max_us\": {}}}",
+                at(0.5),
+                at(0.99),
+                fanout_us[fanout_us.len() - 1]
+            );
+        }
     });
     let stats = notifier.stats();
     eprintln!("ws_fanout: done; notifier stats {}", stats.to_json());

@@ -268,7 +268,15 @@ fn a_pipelining_client_does_not_starve_the_websocket_clients() {
     use async_tungstenite::tungstenite::Message;
     use futures_lite::StreamExt;
     let sandbox = Sandbox::new();
-    let daemon = Daemon::start(sandbox.command());
+    // The hard bound set to the soft one (1024), so that a queue that grows past it closes
+    // the client at once instead of starting the grace for slow readers.
+    let config = sandbox.dir.path().join("robin.toml");
+    std::fs::write(&config, "[websocket]\nclient_queue_max_messages = 1024\n").unwrap();
+    let daemon = Daemon::start({
+        let mut cmd = sandbox.command();
+        cmd.arg("--config").arg(&config);
+        cmd
+    });
     // Three times a WebSocket client's queue (1024), written at once: without turns for the
     // writers between requests, the queue overflows and the client is closed as too slow.
     let count = 3 * 1024;

@@ -185,6 +185,36 @@ fn a_subscribed_control_socket_streams_what_websocket_clients_see() {
 }
 
 #[test]
+fn a_subscribed_control_socket_that_never_reads_is_closed_after_the_grace() {
+    let sandbox = Sandbox::new();
+    // Small soft bounds, a hard bound and a write deadline out of reach: only the grace for a
+    // client behind can close the subscriber.
+    let config = sandbox.dir.path().join("robin.toml");
+    let table = "[websocket]\nclient_queue_messages = 16\nclient_queue_bytes = 1024\n\
+                 client_queue_max_bytes = 268435456\nclient_queue_max_messages = 1000000\n\
+                 slow_client_grace_secs = 1\nwrite_timeout_secs = 3600\n";
+    std::fs::write(&config, table).unwrap();
+    let _daemon = Daemon::start({
+        let mut cmd = sandbox.command();
+        cmd.arg("--config").arg(&config);
+        cmd
+    });
+    let deaf = UnixStream::connect(sandbox.socket()).unwrap();
+    (&deaf).write_all(b"{\"id\":1,\"method\":\"subscribe\"}\n").unwrap();
+    let status =
+        || ipc_call(&sandbox.socket(), r#"{"id":1,"method":"status"}"#)["result"]["notifier"].clone();
+    support::eventually("the subscriber to be registered", || status()["clients"] == 1);
+    // 4 MB: far more than a Unix socket's buffer, so most of it waits in the queue.
+    let pad = "x".repeat(16 * 1024);
+    for i in 0..256 {
+        let request = json!({"id": i, "method": "broadcast", "params": {"type": "legacy", "data": {"verbosity": "warning", "value": format!("{i} {pad}")}}});
+        assert_eq!(ipc_call(&sandbox.socket(), &request.to_string())["result"]["delivered"], 1, "{i}");
+    }
+    support::eventually("the deaf subscriber to be closed", || status()["clients"] == 0);
+    assert_eq!(status()["clients_closed_slow"], 1);
+}
+
+#[test]
 fn subscribe_with_a_bad_since_is_refused_and_the_connection_stays_usable() {
     let sandbox = Sandbox::new();
     let _daemon = Daemon::start(sandbox.command());

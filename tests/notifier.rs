@@ -153,6 +153,131 @@ fn a_client_that_takes_nothing_is_closed_at_the_write_deadline_even_with_room_in
     assert_eq!(stats.clients_closed_slow.load(Relaxed), 0, "closed for not reading, not for overflowing");
 }
 
+/// Bounds for the slow-client tests: a client is behind after 64 frames or 64 KiB, far below
+/// any burst they send.
+fn small_soft_bounds() -> Limits {
+    Limits { client_queue_messages: 64, client_queue_bytes: 64 * 1024, ..Limits::default() }
+}
+
+#[test]
+fn a_client_reading_slowly_through_a_burst_is_kept() {
+    // Hard bounds above the whole burst: only being stuck could close this client.
+    let limits = Limits {
+        client_queue_max_messages: 100_000,
+        client_queue_max_bytes: 64 << 20,
+        ..small_soft_bounds()
+    };
+    let server = NotifierLoop::start(Options { limits, ..Options::default() });
+    let mut slow = stalled_client(&server);
+    server.wait_for_clients(1);
+    let total = 3000; // 3 MB, as fast as the bridge takes them
+    let sender = server.handle.clone();
+    let producer = std::thread::spawn(move || {
+        let pad = "x".repeat(1000);
+        for i in 0..total {
+            while !sender.broadcast(warning(format!("{i} {pad}"))) {
+                std::thread::yield_now();
+            }
+        }
+    });
+    // Steady but slower than the producer: 8 KiB every 5 ms, about 1.6 MB/s.
+    let mut reader = FrameReader::default();
+    for i in 0..total {
+        let (opcode, payload) = reader.next(&mut slow, 8 * 1024, Duration::from_millis(5));
+        assert_eq!(opcode, 0x1, "frame {i}: closed ({:?})", payload.get(..2));
+        let message: Value = serde_json::from_slice(&payload).unwrap();
+        let number = message["data"]["value"].as_str().and_then(|v| v.split(' ').next()).map(str::to_string);
+        assert_eq!(number, Some(i.to_string()), "in order, nothing missed");
+    }
+    producer.join().unwrap();
+    let stats = server.handle.stats();
+    assert!(stats.clients_fell_behind.load(Relaxed) >= 1, "the burst did put the client behind");
+    assert_eq!(stats.clients_closed_slow.load(Relaxed), 0);
+    assert_eq!(stats.clients.load(Relaxed), 1);
+}
+
+#[test]
+fn a_client_that_never_reads_is_closed_after_the_grace() {
+    // The hard bounds and the write deadline are out of reach: only the grace can close it.
+    let limits = Limits {
+        client_queue_max_messages: 100_000,
+        client_queue_max_bytes: 256 << 20,
+        slow_client_grace: Duration::from_millis(500),
+        write_timeout: Duration::from_secs(3600),
+        ..small_soft_bounds()
+    };
+    let server = NotifierLoop::start(Options { limits, ..Options::default() });
+    let _deaf = stalled_client(&server);
+    server.wait_for_clients(1);
+    let pad = "x".repeat(16 * 1024);
+    for i in 0..600 {
+        // 10 MB: more than the kernel's buffers take, so the rest waits in the queue.
+        assert!(server.handle.broadcast(warning(format!("{i} {pad}"))));
+    }
+    let stats = server.handle.stats();
+    eventually("the deaf client to be closed", || stats.clients.load(Relaxed) == 0);
+    assert_eq!(stats.clients_closed_slow.load(Relaxed), 1);
+}
+
+#[test]
+fn a_client_past_the_hard_bound_is_closed_at_once_with_1013() {
+    // A grace and a write deadline out of reach: only the hard bound can close it.
+    let limits = Limits {
+        client_queue_max_messages: 1000,
+        client_queue_max_bytes: 1 << 20,
+        slow_client_grace: Duration::from_secs(3600),
+        write_timeout: Duration::from_secs(3600),
+        ..small_soft_bounds()
+    };
+    let server = NotifierLoop::start(Options { limits, ..Options::default() });
+    let stalled = stalled_client(&server);
+    server.wait_for_clients(1);
+    let pad = "x".repeat(16 * 1024);
+    for i in 0..600 {
+        assert!(server.handle.broadcast(warning(format!("{i} {pad}"))));
+    }
+    let stats = server.handle.stats();
+    eventually("the client past the hard bound to be closed", || stats.clients.load(Relaxed) == 0);
+    assert_eq!(stats.clients_closed_slow.load(Relaxed), 1);
+    assert_eq!(read_until_close(stalled), Some(1013));
+}
+
+/// Reads raw server frames from a socket in small reads with a pause before each: a client
+/// that reads steadily, and slowly.
+#[derive(Default)]
+struct FrameReader {
+    /// Bytes read and not yet returned as frames.
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    /// The next frame's opcode and payload.
+    fn next(&mut self, stream: &mut TcpStream, chunk: usize, pause: Duration) -> (u8, Vec<u8>) {
+        loop {
+            if let Some((opcode, start, len)) = frame_at(&self.buf) {
+                let payload = self.buf[start..start + len].to_vec();
+                self.buf.drain(..start + len);
+                return (opcode, payload);
+            }
+            std::thread::sleep(pause);
+            let mut bytes = vec![0u8; chunk];
+            let n = stream.read(&mut bytes).unwrap();
+            assert!(n > 0, "the server closed the connection");
+            self.buf.extend_from_slice(&bytes[..n]);
+        }
+    }
+}
+
+/// The complete unmasked frame at the start of `buf`: (opcode, payload start, payload length).
+fn frame_at(buf: &[u8]) -> Option<(u8, usize, usize)> {
+    let (len, start) = match *buf.get(1)? & 0x7F {
+        126 => (u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?) as usize, 4),
+        127 => (u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize, 10),
+        n => (n as usize, 2),
+    };
+    (buf.len() >= start + len).then_some((buf[0] & 0x0F, start, len))
+}
+
 #[test]
 fn errors_queued_for_clients_that_leave_come_back_once_in_api_messages() {
     // Queues that hold the whole burst, so that what the clients did not take is still queued

@@ -82,10 +82,16 @@ pub(super) struct WebSocketTable {
     pub(super) replay_messages: Option<usize>,
     /// Bytes kept for `since` replay.
     pub(super) replay_bytes: Option<usize>,
-    /// Frames queued per client before it is closed as too slow.
+    /// Frames queued per client past which it must keep reading or be closed (soft bound).
     pub(super) client_queue_messages: Option<usize>,
-    /// Bytes queued per client before it is closed as too slow.
+    /// Bytes queued per client past which it must keep reading or be closed (soft bound).
     pub(super) client_queue_bytes: Option<usize>,
+    /// Frames queued per client past which it is closed at once (hard bound).
+    pub(super) client_queue_max_messages: Option<usize>,
+    /// Bytes queued per client past which it is closed at once (hard bound).
+    pub(super) client_queue_max_bytes: Option<usize>,
+    /// Seconds a client past the soft bounds may take nothing before it is closed (default 5).
+    pub(super) slow_client_grace_secs: Option<u64>,
     /// Largest message a client may send.
     pub(super) max_message_bytes: Option<usize>,
     /// Seconds a client may take no bytes before it is closed (default 30).

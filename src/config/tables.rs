@@ -15,6 +15,8 @@ use crate::{db, notifier, outbound, tasks};
 const HOURS_PER_YEAR: u64 = 366 * 24;
 /// The most bytes any one buffer bound may be set to.
 const MAX_BUFFER_BYTES: usize = 256 * 1024 * 1024;
+/// The most frames a client's queue bound may be set to.
+const MAX_QUEUE_MESSAGES: usize = 1_000_000;
 
 /// Names a table key for error messages: `` `[database] readers` in /etc/robin.toml ``.
 struct Key<'a> {
@@ -53,6 +55,18 @@ impl Key<'_> {
 pub(super) fn notifier_limits(table: &WebSocketTable, file: Option<&Path>) -> Result<notifier::Limits> {
     let key = Key { table: "websocket", file };
     let d = notifier::Limits::default();
+    let client_queue_messages = key.get(
+        "client_queue_messages",
+        table.client_queue_messages,
+        d.client_queue_messages,
+        1..=MAX_QUEUE_MESSAGES,
+    )?;
+    let client_queue_bytes = key.get(
+        "client_queue_bytes",
+        table.client_queue_bytes,
+        d.client_queue_bytes,
+        1024..=MAX_BUFFER_BYTES,
+    )?;
     Ok(notifier::Limits {
         replay_messages: key.get(
             "replay_messages",
@@ -61,18 +75,28 @@ pub(super) fn notifier_limits(table: &WebSocketTable, file: Option<&Path>) -> Re
             0..=1_000_000,
         )?,
         replay_bytes: key.get("replay_bytes", table.replay_bytes, d.replay_bytes, 0..=MAX_BUFFER_BYTES)?,
-        client_queue_messages: key.get(
-            "client_queue_messages",
-            table.client_queue_messages,
-            d.client_queue_messages,
-            1..=1_000_000,
+        client_queue_messages,
+        client_queue_bytes,
+        // A hard bound below its soft bound would make the soft one meaningless: refused, with
+        // the soft bound named in the expected range. Left unset, it is at least the soft one.
+        client_queue_max_messages: key.get(
+            "client_queue_max_messages",
+            table.client_queue_max_messages,
+            d.client_queue_max_messages.max(client_queue_messages),
+            client_queue_messages..=MAX_QUEUE_MESSAGES,
         )?,
-        client_queue_bytes: key.get(
-            "client_queue_bytes",
-            table.client_queue_bytes,
-            d.client_queue_bytes,
-            1024..=MAX_BUFFER_BYTES,
+        client_queue_max_bytes: key.get(
+            "client_queue_max_bytes",
+            table.client_queue_max_bytes,
+            d.client_queue_max_bytes.max(client_queue_bytes),
+            client_queue_bytes..=MAX_BUFFER_BYTES,
         )?,
+        slow_client_grace: secs(key.get(
+            "slow_client_grace_secs",
+            table.slow_client_grace_secs,
+            d.slow_client_grace.as_secs(),
+            1..=3600,
+        )?),
         max_incoming_message: key.get(
             "max_message_bytes",
             table.max_message_bytes,
@@ -163,6 +187,23 @@ mod tests {
         assert_eq!(err, "invalid value '0' for `[database] readers` in /etc/robin.toml: expected 1 to 64");
         let table = SchedulerTable { tick_secs: Some(0), ..SchedulerTable::default() };
         assert!(scheduler_options(&table, None).unwrap_err().to_string().contains("tick_secs"));
+    }
+
+    #[test]
+    fn a_hard_queue_bound_is_never_below_its_soft_bound() -> Result<()> {
+        let below = WebSocketTable {
+            client_queue_bytes: Some(2 << 20),
+            client_queue_max_bytes: Some(1 << 20),
+            ..WebSocketTable::default()
+        };
+        let err = notifier_limits(&below, None).unwrap_err().to_string();
+        assert!(err.contains("client_queue_max_bytes") && err.contains("expected 2097152 to"), "{err}");
+        // Unset, the hard bound follows a soft bound raised past its default.
+        let soft_only = WebSocketTable { client_queue_messages: Some(10_000), ..WebSocketTable::default() };
+        assert_eq!(notifier_limits(&soft_only, None)?.client_queue_max_messages, 10_000);
+        let grace = WebSocketTable { slow_client_grace_secs: Some(2), ..WebSocketTable::default() };
+        assert_eq!(notifier_limits(&grace, None)?.slow_client_grace, Duration::from_secs(2));
+        Ok(())
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::message::{self, Message};
-use super::outbox::{Out, Outbox, server_frame};
+use super::outbox::{Bounds, Out, Outbox, State, server_frame};
 use super::payloads::ReplayGap;
 use super::{Limits, Stats};
 
@@ -84,8 +84,6 @@ impl Hub {
             }
         }
         for id in overflowed {
-            self.stats.clients_closed_slow.fetch_add(1, Relaxed);
-            log::warn!("notifier: client {id} is not reading; closing it (1013)");
             self.unsubscribe(id);
         }
         (Some(seq), delivered)
@@ -104,7 +102,7 @@ impl Hub {
     /// Registers a subscriber and queues its replay: every message after `since` still in the
     /// ring, preceded by a `replay_gap` when some are gone.
     pub(crate) fn subscribe(&self, since: Option<u64>) -> (ClientId, Rc<Outbox>) {
-        let outbox = Rc::new(Outbox::new(self.limits.client_queue_messages, self.limits.client_queue_bytes));
+        let outbox = Rc::new(Outbox::new(Bounds::new(&self.limits), self.stats.clone()));
         if let Some(since) = since {
             self.replay(since, &outbox);
         }
@@ -115,15 +113,22 @@ impl Hub {
         (id, outbox)
     }
 
-    /// Forgets a subscriber (idempotent); its outbox, if it was still registered.
+    /// Forgets a subscriber (idempotent); its outbox, if it was still registered. A client
+    /// whose outbox overflowed (past the hard bounds, or stuck while behind) is counted in
+    /// `clients_closed_slow` here, once, whichever noticed it: a broadcast or its writer.
     pub(crate) fn unsubscribe(&self, id: ClientId) -> Option<Rc<Outbox>> {
         let mut clients = self.clients.borrow_mut();
         let removed =
             clients.iter().position(|(client, _)| *client == id).map(|index| clients.remove(index).1);
         drop(clients);
         if let Some(outbox) = &removed {
-            if outbox.state() == super::outbox::State::Open {
-                outbox.drain();
+            match outbox.state() {
+                State::Open => outbox.drain(),
+                State::Overflowed => {
+                    self.stats.clients_closed_slow.fetch_add(1, Relaxed);
+                    log::warn!("notifier: client {id} is too far behind or stuck; closing it (1013)");
+                }
+                State::Draining => {}
             }
         }
         self.stats.clients.store(self.clients.borrow().len() as u64, Relaxed);
@@ -252,7 +257,8 @@ mod tests {
 
     #[test]
     fn broadcast_counts_deliveries_and_drops_overflowing_clients() {
-        let hub = Hub::new(Limits { client_queue_messages: 2, ..Limits::default() }, Arc::default());
+        let limits = Limits { client_queue_messages: 1, client_queue_max_messages: 2, ..Limits::default() };
+        let hub = Hub::new(limits, Arc::default());
         assert_eq!(hub.broadcast(&refresh()).1, 0);
         let (_, _a) = hub.subscribe(None);
         let (_, _b) = hub.subscribe(None);

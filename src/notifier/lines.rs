@@ -8,10 +8,13 @@ use std::os::unix::net::UnixStream;
 use async_io::Async;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 
+use super::Limits;
 use super::outbox::{Outbox, State};
 
-/// Serves one subscriber until it closes the connection, falls behind, or the hub closes it.
-pub(crate) async fn serve(outbox: &Outbox, stream: Async<UnixStream>, write_timeout: std::time::Duration) {
+/// Serves one subscriber until it closes the connection, falls too far behind, stops taking
+/// bytes while behind, or the hub closes it.
+pub(crate) async fn serve(outbox: &Outbox, stream: Async<UnixStream>, limits: &Limits) {
+    let (write_timeout, grace) = (limits.write_timeout, limits.slow_client_grace);
     let write = async {
         while let Some(out) = outbox.pop().await {
             let Some(payload) = frame_payload(out.bytes()) else { continue };
@@ -22,16 +25,20 @@ pub(crate) async fn serve(outbox: &Outbox, stream: Async<UnixStream>, write_time
             let mut line = Vec::with_capacity(payload.len() + 1);
             line.extend_from_slice(payload);
             line.push(b'\n');
-            if !matches!(
-                crate::runtime::timeout(write_timeout, (&stream).write_all(&line)).await,
-                Some(Ok(()))
-            ) {
+            let started = std::time::Instant::now();
+            let written = async { crate::runtime::timeout(write_timeout, (&stream).write_all(&line)).await }
+                .or(async {
+                    outbox.overflowed_or_stalled(started, grace).await;
+                    None
+                })
+                .await;
+            if !matches!(written, Some(Ok(()))) {
                 log::debug!("ipc: a subscriber did not read within {write_timeout:?}; closing it");
                 return;
             }
         }
         if outbox.state() == State::Overflowed {
-            log::warn!("ipc: a subscriber is not reading; closing it");
+            log::warn!("ipc: a subscriber is too far behind or stuck; closing it");
         }
     };
     // Anything the client sends now is ignored; its end of the stream ends the subscription.

@@ -3,9 +3,19 @@
 //!
 //! Owns the WebSocket sessions, message framing, the replay ring and the per-client queues.
 //! Each message is serialized and framed once; every client gets the same bytes. Each client's
-//! queue is bounded by count and bytes, and a client that falls behind is closed with 1013
-//! instead of slowing the others or growing the daemon's memory. Code on other threads
-//! broadcasts through a [`NotifierHandle`] ([`handle`]).
+//! queue is bounded by count and bytes, twice: a client past the soft bounds must keep taking
+//! bytes (at least once per [`Limits::slow_client_grace`]) and one past the hard bounds is
+//! closed at once, both with 1013, instead of slowing the others or growing the daemon's
+//! memory. A client that reads slowly through a burst is kept; one that is stuck is not.
+//!
+//! The memory this bounds: broadcast frames are shared and each queue holds the newest ones,
+//! so however many clients are behind, the frames they wait for take at most
+//! `client_queue_max_bytes` (8 MiB by default) in all, plus per client a 24-byte slot per
+//! queued frame (at most `client_queue_max_messages`, 8192: 192 KiB), at most
+//! `client_queue_bytes` (1 MiB) of its own frames, and the batch its writer has in hand (at
+//! most 64 KiB, or one frame).
+//!
+//! Code on other threads broadcasts through a [`NotifierHandle`] ([`handle`]).
 //!
 //! May touch: the sockets of its subscribers (handed over by `server` and `ipc` through
 //! [`Subscription`]) and the handle's channel.
@@ -62,10 +72,20 @@ pub fn echo() -> IncomingHandler {
 /// Bounds of the notifier. Every one has a default that suits a desktop UI.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Most frames queued for one client before it counts as too slow. Default 1024.
+    /// The soft bound: past this many frames queued a client is behind, and must take bytes at
+    /// least once per `slow_client_grace` or be closed. Default 1024.
     pub client_queue_messages: usize,
-    /// Most bytes queued for one client before it counts as too slow. Default 1 MiB.
+    /// The soft bound in bytes, as `client_queue_messages`; also the most bytes of a client's
+    /// own frames (pongs, answers, echoes) queued for it. Default 1 MiB.
     pub client_queue_bytes: usize,
+    /// The hard bound: past this many frames queued a client is closed at once (raised to
+    /// `client_queue_messages` if set below it). Default 8192.
+    pub client_queue_max_messages: usize,
+    /// The hard bound in bytes, as `client_queue_max_messages`. Default 8 MiB.
+    pub client_queue_max_bytes: usize,
+    /// How long a client past the soft bounds may take nothing before it is closed: a client
+    /// that never reads goes this long after it fell behind. Default 5 s.
+    pub slow_client_grace: Duration,
     /// Messages kept for replay. Default 1000.
     pub replay_messages: usize,
     /// Bytes kept for replay. Default 1 MiB.
@@ -90,6 +110,9 @@ impl Default for Limits {
         Limits {
             client_queue_messages: 1024,
             client_queue_bytes: 1024 * 1024,
+            client_queue_max_messages: 8192,
+            client_queue_max_bytes: 8 * 1024 * 1024,
+            slow_client_grace: Duration::from_secs(5),
             replay_messages: 1000,
             replay_bytes: 1024 * 1024,
             max_incoming_message: 64 * 1024,
@@ -109,8 +132,10 @@ pub struct Stats {
     pub broadcasts: AtomicU64,
     /// Clients connected now.
     pub clients: AtomicU64,
-    /// Clients closed because their queue overflowed.
+    /// Clients closed with 1013: past the hard bounds, or stuck past the soft bounds.
     pub clients_closed_slow: AtomicU64,
+    /// Times a client went past its queue's soft bounds (kept for as long as it took bytes).
+    pub clients_fell_behind: AtomicU64,
     /// Messages pushed out of the replay ring.
     pub replay_evicted: AtomicU64,
     /// Reconnections that could not be fully replayed.
@@ -128,6 +153,7 @@ impl Stats {
             "broadcasts": self.broadcasts.load(Relaxed),
             "clients": self.clients.load(Relaxed),
             "clients_closed_slow": self.clients_closed_slow.load(Relaxed),
+            "clients_fell_behind": self.clients_fell_behind.load(Relaxed),
             "replay_evicted": self.replay_evicted.load(Relaxed),
             "replay_gaps": self.replay_gaps.load(Relaxed),
             "bridge_dropped": self.bridge_dropped.load(Relaxed),
@@ -282,7 +308,7 @@ impl Subscription {
     /// Streams notifications to a control-socket client, one JSON object per line, until it
     /// closes the connection. Same replay, bounds and counters as a WebSocket client.
     pub async fn serve_lines(self, stream: Async<std::os::unix::net::UnixStream>) {
-        lines::serve(&self.outbox, stream, self.notifier.limits.write_timeout).await;
+        lines::serve(&self.outbox, stream, &self.notifier.limits).await;
     }
 }
 
