@@ -192,7 +192,9 @@ pub fn run(config: Config, env: &Environment) -> Result<()> {
     let ex = Spawner::new();
     let parts = wire(&ex, &config, tcp, ipc_listener, token)?;
     let lifecycle = Lifecycle { service, watchdog, signals, parent, lifeline };
-    let served = ex.block_on(serve(&ex, config, env, parts, lifecycle));
+    // On the heap: the loop's main future holds every part's state machine (tens of KiB), and
+    // each stack page it once occupied would stay resident for the daemon's whole life.
+    let served = ex.block_on(Box::pin(serve(&ex, config, env, parts, lifecycle)));
     // The socket goes before the lock: once the lock is free, a new robind may bind its own.
     drop(socket_file);
     drop(lock);
