@@ -115,7 +115,12 @@ impl Aggregator {
         }
         let mut kept = self.kept.borrow_mut();
         self.bytes.set(self.bytes.get() + text.len());
-        kept.push_back(Kept { warning, text, seq });
+        // In sequence order, so that the bounds drop the oldest message, not the first put
+        // back: clients that leave put back their queues one after the other, and a later one
+        // may hold older messages than an earlier one (the kernel took less of its stream).
+        let key = seq.unwrap_or(u64::MAX);
+        let at = kept.partition_point(|k| k.seq.unwrap_or(u64::MAX) <= key);
+        kept.insert(at, Kept { warning, text, seq });
         while kept.len() > self.max_messages || self.bytes.get() > self.max_bytes {
             let Some(old) = kept.pop_front() else { break };
             self.bytes.set(self.bytes.get() - old.text.len());
@@ -191,6 +196,17 @@ mod tests {
                 r#"{"type":"balance_snapshot_error","data":{"location":"blockchain balances query","error":"no price"}}"#
             ]
         );
+    }
+
+    #[test]
+    fn the_oldest_give_way_even_when_put_back_last() {
+        // Two clients leave: the first had 5..=9 queued, the second (whose socket took less)
+        // 2..=9. With room for three, the newest three stay.
+        let (aggregator, _) = aggregator(3, 1 << 20);
+        let frame = |seq: u64| encode(&Message::error(format!("{seq}")), Some(seq)).unwrap();
+        (5..=9).for_each(|seq| aggregator.requeue(frame(seq).as_bytes()));
+        (2..=9).for_each(|seq| aggregator.requeue(frame(seq).as_bytes()));
+        assert_eq!(aggregator.drain().errors, vec!["7", "8", "9"]);
     }
 
     #[test]
