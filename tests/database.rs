@@ -662,3 +662,31 @@ fn encrypted_databases_keep_a_larger_page_cache() {
     assert_eq!(cache(&encrypted), -i64::from(defaults.encrypted_cache_kib));
     assert!(defaults.encrypted_cache_kib > defaults.cache_kib);
 }
+
+#[test]
+fn a_write_the_failing_writer_had_taken_fails_with_writer_failed() {
+    // `ROBIN_INJECT_PANIC` is read once per process: the check runs in a child process.
+    const NAME: &str = "a_write_the_failing_writer_had_taken_fails_with_writer_failed";
+    if !cfg!(debug_assertions) {
+        return; // release builds compile the fault out
+    }
+    if std::env::var_os("ROBIN_INJECT_PANIC").is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--test-threads=1", "--nocapture"])
+            .env("ROBIN_INJECT_PANIC", "writer")
+            .output()
+            .unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+        return;
+    }
+    let (_dir, path) = fresh();
+    let db = open(&path, None).unwrap();
+    // The writer thread starts with this write and fails: the write is answered with the
+    // reason (not `Closed`, which says the database was closed), like every later one.
+    let err = insert(&db, "a").unwrap_err();
+    assert!(matches!(err, Error::WriterFailed(_)), "{err:?}");
+    assert!(block_on(db.writer_failed()).contains("injected fault in writer"));
+    assert!(matches!(insert(&db, "b"), Err(Error::WriterFailed(_))));
+}
