@@ -402,32 +402,37 @@ impl Drop for Writer {
 /// [`Writer::failed`] wakes, so that the daemon exits instead of answering while it can no
 /// longer write.
 fn run_guarded(shared: &Shared, conn: Connection) {
-    let Err(panic) = catch_unwind(AssertUnwindSafe(|| run(shared, conn))) else { return };
+    // The batch `run` works through lives here, so that what a panic leaves of it (taken from
+    // the queue, not yet started) is answered with the reason below instead of being dropped,
+    // which would answer `Closed`.
+    let mut batch = VecDeque::new();
+    let Err(panic) = catch_unwind(AssertUnwindSafe(|| run(shared, conn, &mut batch))) else { return };
     let why = panic_message(&panic);
     log::error!("database: the writer failed: {why}");
     let rejected: Vec<Queued> = {
         let mut state = shared.lock();
         state.failed = Some(why.clone());
         state.busy = false;
-        state.jobs.drain(..).collect()
+        batch.drain(..).chain(state.jobs.drain(..)).collect()
     };
     rejected.into_iter().for_each(|q| (q.reject)(Error::WriterFailed(why.clone())));
     shared.failure.notify(usize::MAX);
 }
 
 /// Takes the queue group by group until the database is closed or the writer idles out.
-fn run(shared: &Shared, conn: Connection) {
+fn run(shared: &Shared, conn: Connection, batch: &mut VecDeque<Queued>) {
     let mut slot = Some(conn);
     loop {
         let Some(taken) = next_group(shared, &mut slot) else { return };
+        *batch = taken;
         let Some(conn) = slot.as_mut() else { return };
         crate::runtime::inject_fault("writer");
-        let jobs = taken.into_iter().filter(|q| {
-            q.claim.compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire).is_ok()
-        });
         // Runs of transaction jobs form groups; a raw job runs alone between them.
         let mut group = Vec::new();
-        for queued in jobs {
+        while let Some(queued) = batch.pop_front() {
+            if queued.claim.compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                continue;
+            }
             match queued.work {
                 Work::Tx(job) => group.push((job, queued.reject)),
                 Work::Raw(raw) => {
@@ -437,6 +442,7 @@ fn run(shared: &Shared, conn: Connection) {
                 Work::Close(done) => {
                     run_group(conn, std::mem::take(&mut group)).deliver(shared);
                     close(shared, &mut slot);
+                    batch.drain(..).for_each(|q| (q.reject)(Error::Closed));
                     drop(done);
                     return;
                 }
@@ -454,7 +460,7 @@ fn run(shared: &Shared, conn: Connection) {
 /// `None` ends the thread: the database is closed and nothing is left (the connection closes
 /// with the thread), or nothing came for [`IDLE_EXIT`] (the connection goes back to the
 /// shared state, for the next write's thread).
-fn next_group(shared: &Shared, conn: &mut Option<Connection>) -> Option<Vec<Queued>> {
+fn next_group(shared: &Shared, conn: &mut Option<Connection>) -> Option<VecDeque<Queued>> {
     let mut spun = false;
     let mut idle_since: Option<Instant> = None;
     loop {
