@@ -627,4 +627,26 @@ mod tests {
             .submit_raw(|conn| Ok(conn.query_row::<i64, _, _>("SELECT sum(v) FROM t", [], |r| r.get(0))?));
         assert_eq!(futures_lite::future::block_on(raw.recv()).unwrap().unwrap(), 3);
     }
+
+    #[test]
+    fn a_pause_between_writes_does_not_turn_the_idle_spin_off() {
+        // The idle spin is for a caller that writes again as soon as it has its answer. Its
+        // back-off is meant for a busy machine; but its window also passes in vain whenever
+        // no next write comes, the normal end of every burst, and that counts as a miss: the
+        // next SKIP_AFTER_MISS groups do not spin, so a UI action's few writes after a pause
+        // each pay the park and unpark the spin exists to save.
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+            return; // the spin is off on one core
+        }
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER)").unwrap();
+        let writer = Writer::new(conn);
+        write_one(&writer, 1).unwrap();
+        std::thread::sleep(Duration::from_millis(50)); // the user thinks; the machine is idle
+        assert_eq!(
+            writer.shared.idle_spin.skip.load(Ordering::Relaxed),
+            0,
+            "an idle pause made the writer skip its idle spin for the next writes"
+        );
+    }
 }
