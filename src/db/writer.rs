@@ -318,9 +318,23 @@ impl Writer {
                     None
                 }
                 Err((conn, err)) => {
+                    log::error!("database: cannot start the writer thread: {err}");
+                    if let Work::Close(done) = queued.work {
+                        // Closing needs no writer thread: nothing is queued (no thread runs),
+                        // so close here and checkpoint on the pool, as before the writer had
+                        // a thread; `close` resolves when `done` goes.
+                        state.closed = true;
+                        drop(state);
+                        blocking::unblock(move || {
+                            let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+                            drop(conn);
+                            drop(done);
+                        })
+                        .detach();
+                        return false;
+                    }
                     state.conn = Some(conn);
                     drop(state);
-                    log::error!("database: cannot start the writer thread: {err}");
                     (queued.reject)(Error::WriterThread(err));
                     return false;
                 }
