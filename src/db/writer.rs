@@ -663,4 +663,31 @@ mod tests {
             "an idle pause made the writer skip its idle spin for the next writes"
         );
     }
+
+    #[test]
+    fn an_answer_that_came_while_the_loop_was_busy_is_no_miss() {
+        // The caller yields to other tasks while it waits; if one of them runs past the
+        // window, the answer is there when the caller runs again. That is no sign of a busy
+        // machine, yet it was counted as a miss and switched the answer spin off for the next
+        // SKIP_AFTER_MISS writes.
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+            return; // the spin is off on one core
+        }
+        let conn = Connection::open_in_memory().unwrap();
+        let writer = Writer::new(conn);
+        let submitted = writer.submit(
+            |_| {
+                std::thread::sleep(Duration::from_micros(100)); // not answered at the first look
+                Ok(())
+            },
+            Arc::new(AtomicU8::new(QUEUED)),
+        );
+        let busy_task = async { std::thread::sleep(ANSWER_SPIN * 10) }; // another task, long
+        let (result, ()) = futures_lite::future::block_on(futures_lite::future::zip(
+            writer.answer(submitted.answer),
+            busy_task,
+        ));
+        result.unwrap();
+        assert_eq!(writer.shared.answer_spin.skip.load(Ordering::Relaxed), 0, "counted as a miss");
+    }
 }
