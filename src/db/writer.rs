@@ -276,7 +276,12 @@ impl Writer {
                     Err(async_channel::TryRecvError::Empty) => futures_lite::future::yield_now().await,
                 }
             }
-            spin.missed();
+            // A last look: other tasks may have run past the window while the answer came.
+            match answer.try_recv() {
+                Ok(result) => return result,
+                Err(async_channel::TryRecvError::Closed) => return Err(Error::Closed),
+                Err(async_channel::TryRecvError::Empty) => spin.missed(),
+            }
         }
         answer.recv().await.unwrap_or(Err(Error::Closed))
     }
