@@ -662,3 +662,80 @@ fn encrypted_databases_keep_a_larger_page_cache() {
     assert_eq!(cache(&encrypted), -i64::from(defaults.encrypted_cache_kib));
     assert!(defaults.encrypted_cache_kib > defaults.cache_kib);
 }
+
+#[test]
+fn a_write_the_failing_writer_had_taken_fails_with_writer_failed() {
+    // `ROBIN_INJECT_PANIC` is read once per process: the check runs in a child process.
+    const NAME: &str = "a_write_the_failing_writer_had_taken_fails_with_writer_failed";
+    if !cfg!(debug_assertions) {
+        return; // release builds compile the fault out
+    }
+    if std::env::var_os("ROBIN_INJECT_PANIC").is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--test-threads=1", "--nocapture"])
+            .env("ROBIN_INJECT_PANIC", "writer")
+            .output()
+            .unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+        return;
+    }
+    let (_dir, path) = fresh();
+    let db = open(&path, None).unwrap();
+    // The writer thread starts with this write and fails: the write is answered with the
+    // reason (not `Closed`, which says the database was closed), like every later one.
+    let err = insert(&db, "a").unwrap_err();
+    assert!(matches!(err, Error::WriterFailed(_)), "{err:?}");
+    assert!(block_on(db.writer_failed()).contains("injected fault in writer"));
+    assert!(matches!(insert(&db, "b"), Err(Error::WriterFailed(_))));
+}
+
+#[test]
+fn close_closes_even_when_no_writer_thread_can_be_started() {
+    // A child process, because it limits its own address space so that no thread can start.
+    const NAME: &str = "close_closes_even_when_no_writer_thread_can_be_started";
+    const CHILD: &str = "ROBIN_TEST_CHILD";
+    if std::env::var_os(CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--test-threads=1", "--nocapture"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+        return;
+    }
+    let (_dir, path) = fresh();
+    let db = open(&path, None).unwrap(); // no write yet: no writer thread
+    let vm_kib: u64 = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain getrlimit/setrlimit on this process with valid pointers.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut old), 0);
+        // 1 MiB more than is mapped now: too little for a thread's 2 MiB stack.
+        let tight = libc::rlimit { rlim_cur: (vm_kib + 1024) * 1024, rlim_max: old.rlim_max };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &tight), 0);
+    }
+    // A stack the C library cached from an ended thread would still fit: then there is
+    // nothing to test here.
+    let refused = std::thread::Builder::new().spawn(|| ()).is_err();
+    if refused {
+        block_on(db.close());
+    }
+    // SAFETY: as above; the soft limit goes back to what it was.
+    unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &old), 0) };
+    if !refused {
+        eprintln!("skipped: a thread could still start under the address-space limit");
+        return;
+    }
+    // Closed is closed: a write after close must not start a writer and run.
+    let late = insert(&db, "late");
+    assert!(matches!(late, Err(Error::Closed)), "{late:?}");
+}

@@ -276,7 +276,12 @@ impl Writer {
                     Err(async_channel::TryRecvError::Empty) => futures_lite::future::yield_now().await,
                 }
             }
-            spin.missed();
+            // A last look: other tasks may have run past the window while the answer came.
+            match answer.try_recv() {
+                Ok(result) => return result,
+                Err(async_channel::TryRecvError::Closed) => return Err(Error::Closed),
+                Err(async_channel::TryRecvError::Empty) => spin.missed(),
+            }
         }
         answer.recv().await.unwrap_or(Err(Error::Closed))
     }
@@ -318,9 +323,23 @@ impl Writer {
                     None
                 }
                 Err((conn, err)) => {
+                    log::error!("database: cannot start the writer thread: {err}");
+                    if let Work::Close(done) = queued.work {
+                        // Closing needs no writer thread: nothing is queued (no thread runs),
+                        // so close here and checkpoint on the pool, as before the writer had
+                        // a thread; `close` resolves when `done` goes.
+                        state.closed = true;
+                        drop(state);
+                        blocking::unblock(move || {
+                            let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+                            drop(conn);
+                            drop(done);
+                        })
+                        .detach();
+                        return false;
+                    }
                     state.conn = Some(conn);
                     drop(state);
-                    log::error!("database: cannot start the writer thread: {err}");
                     (queued.reject)(Error::WriterThread(err));
                     return false;
                 }
@@ -402,32 +421,37 @@ impl Drop for Writer {
 /// [`Writer::failed`] wakes, so that the daemon exits instead of answering while it can no
 /// longer write.
 fn run_guarded(shared: &Shared, conn: Connection) {
-    let Err(panic) = catch_unwind(AssertUnwindSafe(|| run(shared, conn))) else { return };
+    // The batch `run` works through lives here, so that what a panic leaves of it (taken from
+    // the queue, not yet started) is answered with the reason below instead of being dropped,
+    // which would answer `Closed`.
+    let mut batch = VecDeque::new();
+    let Err(panic) = catch_unwind(AssertUnwindSafe(|| run(shared, conn, &mut batch))) else { return };
     let why = panic_message(&panic);
     log::error!("database: the writer failed: {why}");
     let rejected: Vec<Queued> = {
         let mut state = shared.lock();
         state.failed = Some(why.clone());
         state.busy = false;
-        state.jobs.drain(..).collect()
+        batch.drain(..).chain(state.jobs.drain(..)).collect()
     };
     rejected.into_iter().for_each(|q| (q.reject)(Error::WriterFailed(why.clone())));
     shared.failure.notify(usize::MAX);
 }
 
 /// Takes the queue group by group until the database is closed or the writer idles out.
-fn run(shared: &Shared, conn: Connection) {
+fn run(shared: &Shared, conn: Connection, batch: &mut VecDeque<Queued>) {
     let mut slot = Some(conn);
     loop {
         let Some(taken) = next_group(shared, &mut slot) else { return };
+        *batch = taken;
         let Some(conn) = slot.as_mut() else { return };
         crate::runtime::inject_fault("writer");
-        let jobs = taken.into_iter().filter(|q| {
-            q.claim.compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire).is_ok()
-        });
         // Runs of transaction jobs form groups; a raw job runs alone between them.
         let mut group = Vec::new();
-        for queued in jobs {
+        while let Some(queued) = batch.pop_front() {
+            if queued.claim.compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                continue;
+            }
             match queued.work {
                 Work::Tx(job) => group.push((job, queued.reject)),
                 Work::Raw(raw) => {
@@ -437,6 +461,7 @@ fn run(shared: &Shared, conn: Connection) {
                 Work::Close(done) => {
                     run_group(conn, std::mem::take(&mut group)).deliver(shared);
                     close(shared, &mut slot);
+                    batch.drain(..).for_each(|q| (q.reject)(Error::Closed));
                     drop(done);
                     return;
                 }
@@ -454,7 +479,7 @@ fn run(shared: &Shared, conn: Connection) {
 /// `None` ends the thread: the database is closed and nothing is left (the connection closes
 /// with the thread), or nothing came for [`IDLE_EXIT`] (the connection goes back to the
 /// shared state, for the next write's thread).
-fn next_group(shared: &Shared, conn: &mut Option<Connection>) -> Option<Vec<Queued>> {
+fn next_group(shared: &Shared, conn: &mut Option<Connection>) -> Option<VecDeque<Queued>> {
     let mut spun = false;
     let mut idle_since: Option<Instant> = None;
     loop {
@@ -620,5 +645,54 @@ mod tests {
         let raw = writer
             .submit_raw(|conn| Ok(conn.query_row::<i64, _, _>("SELECT sum(v) FROM t", [], |r| r.get(0))?));
         assert_eq!(futures_lite::future::block_on(raw.recv()).unwrap().unwrap(), 3);
+    }
+
+    #[test]
+    fn a_pause_between_writes_does_not_turn_the_idle_spin_off() {
+        // The idle spin is for a caller that writes again as soon as it has its answer. Its
+        // back-off is meant for a busy machine; but its window also passes in vain whenever
+        // no next write comes, the normal end of every burst, and that counts as a miss: the
+        // next SKIP_AFTER_MISS groups do not spin, so a UI action's few writes after a pause
+        // each pay the park and unpark the spin exists to save.
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+            return; // the spin is off on one core
+        }
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER)").unwrap();
+        let writer = Writer::new(conn);
+        write_one(&writer, 1).unwrap();
+        std::thread::sleep(Duration::from_millis(50)); // the user thinks; the machine is idle
+        assert_eq!(
+            writer.shared.idle_spin.skip.load(Ordering::Relaxed),
+            0,
+            "an idle pause made the writer skip its idle spin for the next writes"
+        );
+    }
+
+    #[test]
+    fn an_answer_that_came_while_the_loop_was_busy_is_no_miss() {
+        // The caller yields to other tasks while it waits; if one of them runs past the
+        // window, the answer is there when the caller runs again. That is no sign of a busy
+        // machine, yet it was counted as a miss and switched the answer spin off for the next
+        // SKIP_AFTER_MISS writes.
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+            return; // the spin is off on one core
+        }
+        let conn = Connection::open_in_memory().unwrap();
+        let writer = Writer::new(conn);
+        let submitted = writer.submit(
+            |_| {
+                std::thread::sleep(Duration::from_micros(100)); // not answered at the first look
+                Ok(())
+            },
+            Arc::new(AtomicU8::new(QUEUED)),
+        );
+        let busy_task = async { std::thread::sleep(ANSWER_SPIN * 10) }; // another task, long
+        let (result, ()) = futures_lite::future::block_on(futures_lite::future::zip(
+            writer.answer(submitted.answer),
+            busy_task,
+        ));
+        result.unwrap();
+        assert_eq!(writer.shared.answer_spin.skip.load(Ordering::Relaxed), 0, "counted as a miss");
     }
 }
