@@ -21,9 +21,12 @@
 //!
 //! Both bounds are short, so an idle daemon spends no CPU. On one core both are off: spinning
 //! there only takes the core from the thread it waits for. On a busy machine the same can
-//! happen, so a spin that waited its whole window in vain is not tried again for the next
-//! [`SKIP_AFTER_MISS`] times ([`Spin`]). The writer never runs on the loop
-//! thread, and a saturated pool (long reads, backups) cannot hold writes up.
+//! happen, so an answer spin that waited its whole window in vain is not tried again for the
+//! next [`SKIP_AFTER_MISS`] writes ([`Spin`]). The writer's idle spin does not back off: its
+//! window passes in vain at the end of every burst (no next write came), which says nothing
+//! about the machine, and it costs at most [`SPIN`] of the writer thread's CPU per burst. The
+//! writer never runs on the loop thread, and a saturated pool (long reads, backups) cannot
+//! hold writes up.
 //!
 //! The write timeout only concerns a write that waits behind other work: [`Writer::submit`]
 //! says whether the writer was busy or had a queue when the write arrived, and only then does
@@ -65,11 +68,14 @@ struct Spin {
     window: Duration,
     /// Waits left to go without spinning; `u32::MAX` for never (one core).
     skip: std::sync::atomic::AtomicU32,
+    /// Waits to skip after a miss (0: a miss changes nothing).
+    skip_after_miss: u32,
 }
 
 impl Spin {
-    fn new(window: Duration, enabled: bool) -> Spin {
-        Spin { window, skip: std::sync::atomic::AtomicU32::new(if enabled { 0 } else { u32::MAX }) }
+    fn new(window: Duration, enabled: bool, skip_after_miss: u32) -> Spin {
+        let skip = std::sync::atomic::AtomicU32::new(if enabled { 0 } else { u32::MAX });
+        Spin { window, skip, skip_after_miss }
     }
 
     /// Spins until `ready` gives something or the window ends; `None` if it ended (or this
@@ -104,7 +110,9 @@ impl Spin {
     }
 
     fn missed(&self) {
-        self.skip.store(SKIP_AFTER_MISS, Ordering::Relaxed);
+        if self.skip_after_miss > 0 {
+            self.skip.store(self.skip_after_miss, Ordering::Relaxed);
+        }
     }
 }
 
@@ -209,8 +217,8 @@ impl Writer {
             queued: AtomicBool::new(false),
             failure: event_listener::Event::new(),
             commits: AtomicU64::new(0),
-            idle_spin: Spin::new(SPIN, cores > 1),
-            answer_spin: Spin::new(ANSWER_SPIN, cores > 1),
+            idle_spin: Spin::new(SPIN, cores > 1, 0),
+            answer_spin: Spin::new(ANSWER_SPIN, cores > 1, SKIP_AFTER_MISS),
         });
         Writer { shared }
     }
