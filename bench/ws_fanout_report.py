@@ -84,9 +84,9 @@ def run_case(name: str, clients: int, messages: int, size: int, rate=None, read_
         load = subprocess.Popen(load_args, stdout=subprocess.PIPE, text=True)
         load_out = load.stdout.read()
         load_usage = reap(load, timeout=330)
-        peak_kib = status_kib(server.pid, "VmHWM")  # the server lingers 1 s after its clients left
         result = json.loads(load_out)
         usage = reap(server)
+        peak_kib = usage.ru_maxrss  # KiB on Linux; exact, and there after the server exited
         fanout = [line.split(" ", 1)[1] for line in server.stdout.read().splitlines() if line.startswith("FANOUT ")]
         result["fanout"] = json.loads(fanout[0]) if fanout else None
         # Preemptions: how often each process was made to wait for a core while it could run.
