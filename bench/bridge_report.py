@@ -89,8 +89,9 @@ def main():
           "latency includes the batch's wait; the robind rows run three processes (sender, "
           "robind, load) on the machine's cores, the Python row two (server, load); the Python "
           "process's RSS holds 100 WebSocket connections in the last row and none in the others; "
-          "back-pressure differs: robind closes a client 1024 messages behind, the peer buffers "
-          "without limit (write_limit 1 GiB).")
+          "back-pressure differs: robind closes a client that stops reading for 5 s once it is "
+          "1024 messages or 1 MiB behind, and any client 8192 messages or 8 MiB behind, the peer "
+          "buffers without limit (write_limit 1 GiB).")
     print(json.dumps({"runs": rows}), file=sys.stderr)
     return 0
 
