@@ -276,19 +276,19 @@ impl Writer {
         let spin = &self.shared.answer_spin;
         if spin.try_now() {
             let until = Instant::now() + spin.window;
-            while Instant::now() < until {
+            loop {
                 match answer.try_recv() {
                     Ok(result) => return result,
                     Err(async_channel::TryRecvError::Closed) => return Err(Error::Closed),
+                    // The clock is read after the look, so the last look comes after the window:
+                    // other tasks may have run past it while the answer came.
+                    Err(async_channel::TryRecvError::Empty) if Instant::now() >= until => {
+                        spin.missed();
+                        break;
+                    }
                     // Not `std::hint::spin_loop`: the loop's other tasks run meanwhile.
                     Err(async_channel::TryRecvError::Empty) => futures_lite::future::yield_now().await,
                 }
-            }
-            // A last look: other tasks may have run past the window while the answer came.
-            match answer.try_recv() {
-                Ok(result) => return result,
-                Err(async_channel::TryRecvError::Closed) => return Err(Error::Closed),
-                Err(async_channel::TryRecvError::Empty) => spin.missed(),
             }
         }
         answer.recv().await.unwrap_or(Err(Error::Closed))
